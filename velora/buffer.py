@@ -1,0 +1,122 @@
+"""Experience replay with preallocated storage that also keeps the actor's hidden state."""
+
+from typing import NamedTuple
+
+import torch
+
+
+class Batch(NamedTuple):
+    """A sampled batch; every field is `(batch_size, width)`.
+
+    `hidden` is the actor's hidden state fed in when acting in `states`; `next_hidden`
+    is the hidden state the actor returned at that step, i.e. the one to feed with
+    `next_states`.
+    """
+
+    states: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_states: torch.Tensor
+    dones: torch.Tensor
+    hidden: torch.Tensor
+    next_hidden: torch.Tensor
+
+
+class ReplayBuffer:
+    """A ring buffer of transitions held in one preallocated float tensor.
+
+    Each row is one transition laid out as the fields of `Batch`; sampling is a single
+    indexing op followed by cheap column views. Discrete actions are stored as floats
+    (exact for any realistic number of actions).
+
+    Args:
+        capacity: maximum number of transitions kept.
+        state_dim: observation size.
+        action_dim: action width (1 for a discrete action index).
+        hidden_dim: size of the actor's hidden state.
+        device: where the storage lives.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        state_dim: int,
+        action_dim: int,
+        hidden_dim: int,
+        *,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        for name, value in (
+            ("capacity", capacity),
+            ("state_dim", state_dim),
+            ("action_dim", action_dim),
+            ("hidden_dim", hidden_dim),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        self.capacity = capacity
+        self.widths = (state_dim, action_dim, 1, state_dim, 1, hidden_dim, hidden_dim)
+        self.device = torch.device(device)
+        self.storage = torch.zeros(capacity, sum(self.widths), device=self.device)
+        self.position = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        reward: float,
+        next_state: torch.Tensor,
+        done: bool,
+        hidden: torch.Tensor,
+        next_hidden: torch.Tensor,
+    ) -> None:
+        """Store one transition, overwriting the oldest once full."""
+        scalars = torch.tensor((reward, float(done)), device=self.device)
+        self.storage[self.position] = torch.cat(
+            (
+                state.reshape(-1),
+                action.reshape(-1).float(),
+                scalars[:1],
+                next_state.reshape(-1),
+                scalars[1:],
+                hidden.reshape(-1),
+                next_hidden.reshape(-1),
+            )
+        )
+        self.position = (self.position + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int) -> Batch:
+        """A uniform random batch, drawn with the global torch generator."""
+        if self.size < batch_size:
+            raise ValueError(
+                f"cannot sample {batch_size} transitions from a buffer holding {self.size}."
+            )
+        indices = torch.randint(0, self.size, (batch_size,), device=self.device)
+        return Batch(*self.storage[indices].split(self.widths, dim=1))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Only the filled rows, in insertion order, so a mostly empty buffer saves small."""
+        if self.size < self.capacity:
+            rows = self.storage[: self.size]
+        else:
+            rows = torch.roll(self.storage, -self.position, dims=0)
+        return {"transitions": rows.cpu().contiguous()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Refill from `state_dict()` output; keeps the most recent rows if it overflows."""
+        rows = state["transitions"]
+        if rows.dim() != 2 or rows.shape[1] != self.storage.shape[1]:
+            raise ValueError(
+                f"buffer rows have shape {tuple(rows.shape)}, "
+                f"expected (n, {self.storage.shape[1]})."
+            )
+        rows = rows[-self.capacity :]
+        self.storage.zero_()
+        self.storage[: len(rows)] = rows.to(self.device)
+        self.size = len(rows)
+        self.position = self.size % self.capacity

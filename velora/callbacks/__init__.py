@@ -1,0 +1,6 @@
+"""Callbacks extend `train()`: early stopping, checkpoints, videos, experiment tracking."""
+
+from velora.callbacks.base import TrainCallback
+from velora.callbacks.early_stopping import EarlyStopping
+
+__all__ = ["TrainCallback", "EarlyStopping"]

@@ -1,0 +1,7 @@
+"""Offline metrics: every `train()` appends its episodes to a SQLite `metrics.db`."""
+
+from velora.metrics.db import get_db_engine
+from velora.metrics.tables import Episode, Experiment
+from velora.metrics.writer import EpisodeRecord, MetricsWriter
+
+__all__ = ["Experiment", "Episode", "get_db_engine", "MetricsWriter", "EpisodeRecord"]

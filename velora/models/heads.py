@@ -1,0 +1,184 @@
+"""Action-space heads: everything that differs between discrete and continuous SAC.
+
+A head turns the actor's raw output into actions, log-probabilities and the weights
+used to take expectations over the policy. For a `Box` space the policy is a
+tanh-squashed Gaussian and the expectation is the single sampled action (weight 1);
+for a `Discrete` space it is categorical and the expectation is an exact sum over all
+actions weighted by their probabilities (Christodoulou, 2019). With that one shape the
+SAC losses are written once, in `velora.models.sac`.
+"""
+
+import math
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+import gymnasium as gym
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PolicySample(NamedTuple):
+    """Actions in policy space, and the log-probs/weights of the policy expectation.
+
+    `action` is `(batch, action_dim)`; `log_prob` and `weights` are `(batch, k)` with
+    k = 1 for continuous heads (the sampled action) and k = n for discrete heads.
+    """
+
+    action: torch.Tensor
+    log_prob: torch.Tensor
+    weights: torch.Tensor
+
+
+class PolicyHead(ABC):
+    """What the agent needs to know about its action space."""
+
+    #: width of an action as stored in the replay buffer.
+    action_dim: int
+    #: size of the actor's output layer.
+    actor_out: int
+    #: size of the critic's output layer.
+    critic_out: int
+    #: the entropy the temperature is tuned towards.
+    target_entropy: float
+    #: "discrete" or "continuous".
+    kind: str
+
+    @abstractmethod
+    def critic_in(self, state_dim: int) -> int:
+        """Size of the critic's input."""
+
+    @abstractmethod
+    def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
+        """Draw (or, deterministically, pick the most likely) actions."""
+
+    @abstractmethod
+    def q_values(
+        self, critic: nn.Module, states: torch.Tensor, action: torch.Tensor
+    ) -> torch.Tensor:
+        """Q for the policy expectation: `(n_critics, batch, k)`, matching `PolicySample`."""
+
+    @abstractmethod
+    def taken_q(
+        self, critic: nn.Module, states: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Q of stored actions: `(n_critics, batch, 1)`."""
+
+    @abstractmethod
+    def random_action(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        """Uniformly random policy-space actions, for warm-up."""
+
+    @abstractmethod
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Map policy-space actions to what the env's `step` accepts."""
+
+
+class ContinuousHead(PolicyHead):
+    """Tanh-squashed Gaussian policy; actions live in [-1, 1] and are rescaled for the env."""
+
+    kind = "continuous"
+
+    def __init__(self, space: gym.spaces.Box, log_std: tuple[float, float], device: torch.device):
+        if len(space.shape) != 1:
+            raise ValueError(f"Box action spaces must be 1-D, got shape {space.shape}.")
+        if not (space.is_bounded("both")):
+            raise ValueError(
+                "Box action spaces must be bounded on both sides for a squashed policy."
+            )
+        self.action_dim = space.shape[0]
+        self.actor_out = 2 * self.action_dim
+        self.critic_out = 1
+        self.target_entropy = -float(self.action_dim)
+        self.log_std_min, self.log_std_max = log_std
+        low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
+        high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
+        self.scale = (high - low) / 2.0
+        self.bias = (high + low) / 2.0
+
+    def critic_in(self, state_dim: int) -> int:
+        return state_dim + self.action_dim
+
+    def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
+        mean, log_std = actor_output.chunk(2, dim=-1)
+        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
+        noise = torch.zeros_like(mean) if deterministic else torch.randn_like(mean)
+        u = mean + noise * log_std.exp()
+        # Gaussian log-density of u, minus log|d tanh(u)/du| in its stable form
+        # 2 * (log 2 - u - softplus(-2u)) (SpinningUp, Haarnoja et al. 2018 app. C).
+        log_prob = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+        log_prob = log_prob - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+        action = torch.tanh(u)
+        return PolicySample(
+            action, log_prob.sum(dim=-1, keepdim=True), torch.ones_like(action[:, :1])
+        )
+
+    def q_values(
+        self, critic: nn.Module, states: torch.Tensor, action: torch.Tensor
+    ) -> torch.Tensor:
+        return critic(torch.cat((states, action), dim=-1))
+
+    def taken_q(
+        self, critic: nn.Module, states: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        return critic(torch.cat((states, actions), dim=-1))
+
+    def random_action(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        return torch.rand(batch_size, self.action_dim, device=device) * 2.0 - 1.0
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        return action * self.scale + self.bias
+
+
+class DiscreteHead(PolicyHead):
+    """Categorical policy over `Discrete(n, start)`; action indices start at 0 internally."""
+
+    kind = "discrete"
+
+    def __init__(self, space: gym.spaces.Discrete):
+        self.n = int(space.n)
+        self.start = int(space.start)
+        self.action_dim = 1
+        self.actor_out = self.n
+        self.critic_out = self.n
+        # 0.98 of the maximum entropy log|A| (Christodoulou, 2019).
+        self.target_entropy = 0.98 * math.log(self.n)
+
+    def critic_in(self, state_dim: int) -> int:
+        return state_dim
+
+    def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
+        log_prob = F.log_softmax(actor_output, dim=-1)
+        probs = log_prob.exp()
+        if deterministic:
+            action = probs.argmax(dim=-1, keepdim=True)
+        else:
+            action = torch.multinomial(probs, 1)
+        return PolicySample(action, log_prob, probs)
+
+    def q_values(
+        self, critic: nn.Module, states: torch.Tensor, action: torch.Tensor
+    ) -> torch.Tensor:
+        return critic(states)
+
+    def taken_q(
+        self, critic: nn.Module, states: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        q = critic(states)
+        return q.gather(-1, actions.long().expand(q.shape[0], -1, -1))
+
+    def random_action(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        return torch.randint(self.n, (batch_size, 1), device=device)
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        return action.squeeze(-1) + self.start
+
+
+def make_head(space: gym.Space, log_std: tuple[float, float], device: torch.device) -> PolicyHead:
+    """The head for `space`; any space other than `Box` or `Discrete` is a `ValueError`."""
+    if isinstance(space, gym.spaces.Box):
+        return ContinuousHead(space, log_std, device)
+    if isinstance(space, gym.spaces.Discrete):
+        return DiscreteHead(space)
+    raise ValueError(
+        f"NeuroFlow supports Discrete or Box action spaces, got {type(space).__name__}."
+    )

@@ -1,0 +1,294 @@
+"""NeuroFlow: Soft Actor-Critic with a liquid NCP actor and sparse NCP critics."""
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from velora.buffer import ReplayBuffer
+from velora.gym import add_core_env_wrappers, make_env
+from velora.models.config import AgentConfig
+from velora.models.critic import CriticEnsemble
+from velora.models.heads import PolicyHead, make_head
+from velora.nn import LiquidNCPNetwork
+from velora.utils import active_parameters, set_device, set_seed, soft_update, total_parameters
+
+if TYPE_CHECKING:
+    from velora.training import TrainSummary
+
+
+def _check_positive(name: str, value: Any, kind: type = int) -> None:
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}.")
+
+
+class NeuroFlow:
+    """A SAC agent whose actor is a recurrent liquid NCP network.
+
+    The action space picks the policy head: a tanh-squashed Gaussian for `Box`, a
+    categorical policy for `Discrete`. Everything else (networks, twin critics with
+    Polyak-averaged targets, learned temperature, replay buffer, the update) is shared.
+
+    Args:
+        env_id: a registered Gymnasium id with a `Discrete` or `Box` action space.
+        actor_neurons: decision neurons of the liquid actor.
+        critic_neurons: decision neurons of each NCP critic.
+        optim: a `torch.optim` optimiser class used for every network.
+        buffer_size: replay buffer capacity (transitions).
+        actor_lr, critic_lr, alpha_lr: learning rates.
+        initial_alpha: starting entropy temperature.
+        log_std: clamp range of the Gaussian policy's log standard deviation.
+        tau: Polyak coefficient of the target critics.
+        gamma: discount factor.
+        device: torch device; `cuda:0` when available if None.
+        seed: seed for Python, NumPy, PyTorch, the wiring and the env; random if None.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        actor_neurons: int,
+        critic_neurons: int,
+        *,
+        optim: type[torch.optim.Optimizer] = torch.optim.Adam,
+        buffer_size: int = 1_000_000,
+        actor_lr: float = 3e-4,
+        critic_lr: float = 3e-4,
+        alpha_lr: float = 3e-4,
+        initial_alpha: float = 1.0,
+        log_std: Sequence[float] = (-5, 2),
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        device: str | torch.device | None = None,
+        seed: int | None = None,
+    ) -> None:
+        _check_positive("actor_neurons", actor_neurons)
+        _check_positive("critic_neurons", critic_neurons)
+        if actor_neurons < 2 or critic_neurons < 2:
+            raise ValueError("actor_neurons and critic_neurons must be at least 2.")
+        _check_positive("buffer_size", buffer_size)
+        for name, value in (
+            ("actor_lr", actor_lr),
+            ("critic_lr", critic_lr),
+            ("alpha_lr", alpha_lr),
+            ("initial_alpha", initial_alpha),
+        ):
+            _check_positive(name, float(value) if isinstance(value, int) else value, float)
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {tau}.")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}.")
+        log_std = tuple(float(v) for v in log_std)
+        if len(log_std) != 2 or log_std[0] >= log_std[1]:
+            raise ValueError(f"log_std must be a (min, max) pair with min < max, got {log_std}.")
+        if not (isinstance(optim, type) and issubclass(optim, torch.optim.Optimizer)):
+            raise ValueError(f"optim must be a torch.optim.Optimizer class, got {optim!r}.")
+
+        self.env_id = env_id
+        env = make_env(env_id)  # validates the id and both spaces before any work
+        self._check_action_space(env.action_space)
+        self.seed = set_seed(seed)
+        self.device = set_device(device)
+        self.env = add_core_env_wrappers(env, self.device)
+        self.eval_env = add_core_env_wrappers(make_env(env_id), self.device)
+        self.head: PolicyHead = make_head(env.action_space, log_std, self.device)
+        state_dim = env.observation_space.shape[0]
+
+        self.actor = LiquidNCPNetwork(
+            state_dim, actor_neurons, self.head.actor_out, seed=self.seed
+        ).to(self.device)
+        self.critic = CriticEnsemble(
+            self.head.critic_in(state_dim), critic_neurons, self.head.critic_out, seed=self.seed
+        ).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(
+            math.log(initial_alpha), device=self.device, requires_grad=True
+        )
+        self.actor_optim = optim(self.actor.parameters(), lr=actor_lr)
+        self.critic_optim = optim(self.critic.parameters(), lr=critic_lr)
+        self.entropy_optim = optim([self.log_alpha], lr=alpha_lr)
+        self.buffer = ReplayBuffer(
+            buffer_size,
+            state_dim,
+            self.head.action_dim,
+            self.actor.hidden_size,
+            device=self.device,
+        )
+        self.tau = tau
+        self.gamma = gamma
+        self.config = AgentConfig(
+            agent=type(self).__name__,
+            env_id=env_id,
+            action_type=self.head.kind,
+            actor_neurons=actor_neurons,
+            critic_neurons=critic_neurons,
+            optim=optim.__name__,
+            buffer_size=buffer_size,
+            actor_lr=actor_lr,
+            critic_lr=critic_lr,
+            alpha_lr=alpha_lr,
+            initial_alpha=initial_alpha,
+            log_std=log_std,
+            tau=tau,
+            gamma=gamma,
+            seed=self.seed,
+            device=str(self.device),
+            actor_params=total_parameters(self.actor),
+            critic_params=total_parameters(self.critic),
+        )
+        # Counters that survive across train() calls (and, later, save/load).
+        self.episodes_done = 0
+        self.steps_done = 0
+
+    def _check_action_space(self, space: gym.Space) -> None:
+        """Subclasses narrow the accepted action spaces here."""
+
+    @property
+    def entropy(self) -> torch.Tensor:
+        """The entropy temperature alpha (a detached scalar tensor)."""
+        return self.log_alpha.detach().exp()
+
+    @property
+    def total_params(self) -> int:
+        return total_parameters(self.actor) + total_parameters(self.critic)
+
+    @property
+    def active_params(self) -> int:
+        return active_parameters(self.actor) + active_parameters(self.critic)
+
+    @torch.no_grad()
+    def act(
+        self, state: torch.Tensor, hidden: torch.Tensor | None, *, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy-space actions `(batch, action_dim)` and the new hidden state for `state`."""
+        output, new_hidden = self.actor(state, hidden)
+        return self.head.sample(output, deterministic).action, new_hidden
+
+    def predict(
+        self,
+        state: torch.Tensor | np.ndarray,
+        hidden: torch.Tensor | None = None,
+        *,
+        train_mode: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Choose an action for `state` (`(obs_dim,)` or `(batch, obs_dim)`).
+
+        Returns `(action, hidden)`; pass `hidden` back in on the next step of the same
+        episode. The action goes straight into `eval_env.step`. Deterministic unless
+        `train_mode=True`.
+        """
+        obs_dim = self.actor.wiring.in_features
+        state = torch.as_tensor(state, dtype=torch.float32, device=self.device)
+        if state.dim() not in (1, 2) or state.shape[-1] != obs_dim:
+            raise ValueError(
+                f"state must have shape ({obs_dim},) or (batch, {obs_dim}), "
+                f"got {tuple(state.shape)}."
+            )
+        unbatched = state.dim() == 1
+        states = state.unsqueeze(0) if unbatched else state
+        if hidden is not None:
+            hidden = hidden.to(self.device)
+            hidden = hidden.unsqueeze(0) if hidden.dim() == 1 else hidden
+            if hidden.shape != (states.shape[0], self.actor.hidden_size):
+                raise ValueError(
+                    f"hidden must have shape ({states.shape[0]}, {self.actor.hidden_size}), "
+                    f"got {tuple(hidden.shape)}."
+                )
+        action, hidden = self.act(states, hidden, deterministic=not train_mode)
+        action = self.head.to_env(action)
+        if unbatched:
+            return action[0], hidden[0]
+        return action, hidden
+
+    def update(self, batch_size: int) -> torch.Tensor:
+        """One SAC gradient step on a sampled batch.
+
+        Returns the detached losses `[actor, critic, entropy]` as one tensor on the
+        device, so callers can accumulate them without syncing.
+        """
+        batch = self.buffer.sample(batch_size)
+        alpha = self.log_alpha.detach().exp()
+
+        # Critic: soft Bellman target from the target critics (clipped double Q).
+        with torch.no_grad():
+            next_output, _ = self.actor(batch.next_states, batch.next_hidden)
+            next_pi = self.head.sample(next_output)
+            next_q = self.head.q_values(self.critic_target, batch.next_states, next_pi.action)
+            next_v = next_pi.weights * (next_q.min(dim=0).values - alpha * next_pi.log_prob)
+            target_q = batch.rewards + self.gamma * (1.0 - batch.dones) * next_v.sum(
+                dim=-1, keepdim=True
+            )
+        current_q = self.head.taken_q(self.critic, batch.states, batch.actions)
+        critic_loss = 0.5 * (current_q - target_q).pow(2).mean(dim=(1, 2)).sum()
+        self.critic_optim.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optim.step()
+
+        # Actor: maximise E_pi[min Q - alpha * log pi].
+        output, _ = self.actor(batch.states, batch.hidden)
+        pi = self.head.sample(output)
+        q_pi = self.head.q_values(self.critic, batch.states, pi.action).min(dim=0).values
+        actor_loss = (pi.weights * (alpha * pi.log_prob - q_pi)).sum(dim=-1).mean()
+        self.actor_optim.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optim.step()
+
+        # Temperature: push the policy's entropy towards the target.
+        expected_log_prob = (pi.weights * pi.log_prob).sum(dim=-1).detach()
+        entropy_loss = -(self.log_alpha * (expected_log_prob + self.head.target_entropy)).mean()
+        self.entropy_optim.zero_grad(set_to_none=True)
+        entropy_loss.backward()
+        self.entropy_optim.step()
+
+        soft_update(self.critic, self.critic_target, self.tau)
+        return torch.stack((actor_loss, critic_loss, entropy_loss)).detach()
+
+    def train(
+        self,
+        batch_size: int,
+        *,
+        n_episodes: int = 10_000,
+        callbacks: list | None = None,
+        log_freq: int = 10,
+        display_count: int = 100,
+        window_size: int = 100,
+        max_steps: int = 1000,
+        warmup_steps: int | None = None,
+    ) -> "TrainSummary":
+        """Train for up to `n_episodes` episodes; see `velora.training.train_agent`."""
+        # The loop sits above the agent in the layers, so it is imported on use.
+        from velora.training import train_agent
+
+        return train_agent(
+            self,
+            batch_size,
+            n_episodes=n_episodes,
+            callbacks=callbacks,
+            log_freq=log_freq,
+            display_count=display_count,
+            window_size=window_size,
+            max_steps=max_steps,
+            warmup_steps=warmup_steps,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(env_id={self.env_id!r}, actor_neurons="
+            f"{self.config.actor_neurons}, critic_neurons={self.config.critic_neurons}, "
+            f"action_type={self.head.kind!r}, device={str(self.device)!r}, seed={self.seed})"
+        )
+
+
+class NeuroFlowCT(NeuroFlow):
+    """`NeuroFlow` restricted to continuous (`Box`) action spaces, for older code."""
+
+    def _check_action_space(self, space: gym.Space) -> None:
+        if not isinstance(space, gym.spaces.Box):
+            raise ValueError(
+                f"NeuroFlowCT needs a Box (continuous) action space, got "
+                f"{type(space).__name__}; use NeuroFlow for discrete envs."
+            )

@@ -1,0 +1,51 @@
+"""A linear layer with a fixed connection mask."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SparseLinear(nn.Module):
+    """`nn.Linear` whose weight is multiplied by a fixed 0/1 mask.
+
+    Masked weights are zeroed at construction and receive zero gradient, so they stay
+    exactly zero through training with any optimiser. The mask is a buffer (it moves with
+    `.to()` and is saved in `state_dict`) and never a parameter.
+
+    Args:
+        mask: `(out_features, in_features)` tensor of zeros and ones.
+        bias: whether to add a learnable bias.
+    """
+
+    def __init__(self, mask: torch.Tensor, *, bias: bool = True) -> None:
+        super().__init__()
+        if mask.dim() != 2:
+            raise ValueError(f"mask must be 2-D (out_features, in_features), got {mask.shape}.")
+        out_features, in_features = mask.shape
+        self.in_features = in_features
+        self.out_features = out_features
+        self.register_buffer("mask", mask.detach().clone().float())
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """`nn.Linear`'s initialisation, scaled to the real fan-in of each neuron."""
+        fan_in = self.mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+        bound = 1.0 / torch.sqrt(fan_in)
+        with torch.no_grad():
+            self.weight.uniform_(-1.0, 1.0).mul_(bound).mul_(self.mask)
+            if self.bias is not None:
+                self.bias.uniform_(-1.0, 1.0).mul_(1.0 / math.sqrt(self.in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+    def extra_repr(self) -> str:
+        active = int(self.mask.sum())
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"active={active}/{self.mask.numel()}"
+        )

@@ -1,0 +1,259 @@
+"""The one training loop, shared by every NeuroFlow agent whatever its action space."""
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from velora.gym import env_name
+from velora.metrics import EpisodeRecord, MetricsWriter
+from velora.models.config import TrainConfig
+from velora.training.display import TrainDisplay
+from velora.training.state import TrainState, TrainSummary
+
+if TYPE_CHECKING:
+    from velora.models import NeuroFlow
+
+METRICS_DB = "metrics.db"
+LOSS_NAMES = ("actor_loss", "critic_loss", "entropy_loss")
+HOOKS = ("on_train_start", "on_step", "on_episode_end", "on_log", "on_train_end")
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _check_callbacks(callbacks: Sequence[Any] | None) -> list[Any]:
+    callbacks = list(callbacks or [])
+    for callback in callbacks:
+        missing = [hook for hook in HOOKS if not callable(getattr(callback, hook, None))]
+        if missing:
+            raise TypeError(
+                f"{callback!r} is not a callback (missing {', '.join(missing)}); "
+                "subclass velora.callbacks.TrainCallback."
+            )
+    return callbacks
+
+
+def _call(callbacks: list[Any], hook: str, state: TrainState, *args: Any) -> bool:
+    """Run `hook` on every callback; False if any of them asked to stop."""
+    keep_going = True
+    for callback in callbacks:
+        if getattr(callback, hook)(state, *args) is False:
+            keep_going = False
+    return keep_going
+
+
+def train_agent(
+    agent: "NeuroFlow",
+    batch_size: int,
+    *,
+    n_episodes: int = 10_000,
+    callbacks: Sequence[Any] | None = None,
+    log_freq: int = 10,
+    display_count: int = 100,
+    window_size: int = 100,
+    max_steps: int = 1000,
+    warmup_steps: int | None = None,
+    db_path: str = METRICS_DB,
+) -> TrainSummary:
+    """Train `agent` with one gradient step per environment step.
+
+    The first `warmup_steps` steps (default `2 * batch_size`) act at random to fill the
+    buffer. Every finished episode becomes a row of `metrics.db`; rows are written in
+    one transaction every `log_freq` episodes and when training ends. A progress line
+    is printed every `display_count` episodes; `window_size` episodes make the moving
+    average. Episodes are cut at `max_steps` steps (a truncation, not a terminal state).
+
+    Callbacks' hooks run at training start, after each step, at each episode end, after
+    each metrics write, and at training end; a hook returning False stops training.
+    """
+    for name, value in (
+        ("batch_size", batch_size),
+        ("n_episodes", n_episodes),
+        ("log_freq", log_freq),
+        ("display_count", display_count),
+        ("window_size", window_size),
+        ("max_steps", max_steps),
+    ):
+        _check_positive_int(name, value)
+    if warmup_steps is None:
+        warmup_steps = 2 * batch_size
+    elif isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be a non-negative integer, got {warmup_steps!r}.")
+    if batch_size > agent.buffer.capacity:
+        raise ValueError(
+            f"batch_size ({batch_size}) is larger than the buffer ({agent.buffer.capacity})."
+        )
+    callbacks = _check_callbacks(callbacks)
+
+    callback_configs = {type(c).__name__: c.config() for c in callbacks if hasattr(c, "config")}
+    agent.config = agent.config.model_copy(
+        update={
+            "train": TrainConfig(
+                batch_size=batch_size,
+                n_episodes=n_episodes,
+                log_freq=log_freq,
+                display_count=display_count,
+                window_size=window_size,
+                max_steps=max_steps,
+                warmup_steps=warmup_steps,
+                callbacks=callback_configs,
+            )
+        }
+    )
+    writer = MetricsWriter(db_path)
+    if getattr(agent, "experiment_id", None) is not None:
+        writer.resume(agent.experiment_id)
+    else:
+        agent.experiment_id = writer.start(
+            type(agent).__name__, agent.env_id, agent.config.model_dump_json()
+        )
+
+    state = TrainState(
+        agent=agent,
+        env=agent.env,
+        env_id=agent.env_id,
+        env_name=env_name(agent.env_id),
+        n_episodes=n_episodes,
+        batch_size=batch_size,
+        window_size=window_size,
+        log_freq=log_freq,
+        max_steps=max_steps,
+        warmup_steps=warmup_steps,
+        start_episode=agent.episodes_done,
+        start_step=agent.steps_done,
+        episode=agent.episodes_done,
+        step=agent.steps_done,
+        experiment_id=agent.experiment_id,
+    )
+    display = TrainDisplay()
+    display.start(state, [c.summary() for c in callbacks if hasattr(c, "summary")])
+    _call(callbacks, "on_train_start", state)
+    pending: list[EpisodeRecord] = []
+    recent = deque(maxlen=window_size)
+    reward_max = float("-inf")
+    try:
+        for _ in range(n_episodes):
+            reward, length, losses = _run_episode(
+                agent, state, callbacks, batch_size, warmup_steps, max_steps
+            )
+            agent.episodes_done += 1
+            recent.append(reward)
+            reward_max = max(reward_max, reward)
+            record = EpisodeRecord(
+                episode_num=agent.episodes_done,
+                reward=reward,
+                length=length,
+                reward_moving_avg=float(np.mean(recent)),
+                reward_moving_std=float(np.std(recent)),
+                **losses,
+            )
+            pending.append(record)
+            state._update(
+                episode=agent.episodes_done,
+                step=agent.steps_done,
+                episode_reward=reward,
+                episode_length=length,
+                rewards=tuple(recent),
+                reward_moving_avg=record.reward_moving_avg,
+                reward_moving_std=record.reward_moving_std,
+                reward_max=reward_max,
+                losses=losses,
+            )
+            keep_going = _call(callbacks, "on_episode_end", state)
+            if state.status == "early_stopped":
+                keep_going = False
+            done_here = agent.episodes_done - state.start_episode
+            display.episode_end(state, show=done_here % display_count == 0)
+            if len(pending) >= log_freq:
+                _write(writer, pending, callbacks, state)
+            if not keep_going:
+                state._update(status="early_stopped")
+                break
+        else:
+            state._update(status="completed")
+    except KeyboardInterrupt:
+        state._update(status="interrupted")
+        raise
+    finally:
+        _write(writer, pending, callbacks, state)
+        if state.status != "running":  # a clean end or Ctrl-C, not a crash
+            _call(callbacks, "on_train_end", state)
+        summary = TrainSummary(
+            episodes=agent.episodes_done - state.start_episode,
+            steps=agent.steps_done - state.start_step,
+            time_taken=state.elapsed,
+            early_stopped=state.status == "early_stopped",
+            interrupted=state.status == "interrupted",
+            experiment_id=agent.experiment_id,
+            reward_avg=state.reward_moving_avg,
+            reward_max=state.reward_max,
+            losses=state.losses,
+        )
+        display.finish(summary, db_path)
+    return summary
+
+
+def _write(
+    writer: MetricsWriter, pending: list[EpisodeRecord], callbacks: list[Any], state: TrainState
+) -> None:
+    """Write the pending episodes in one transaction and tell the callbacks."""
+    if not pending:
+        return
+    for record in pending:
+        writer.add(record)
+    writer.flush()
+    _call(callbacks, "on_log", state, tuple(pending))
+    pending.clear()
+
+
+def _run_episode(
+    agent: "NeuroFlow",
+    state: TrainState,
+    callbacks: list[Any],
+    batch_size: int,
+    warmup_steps: int,
+    max_steps: int,
+) -> tuple[float, int, dict[str, float]]:
+    """Play one episode, learning after every step; returns (return, length, mean losses)."""
+    env, head, buffer = agent.env, agent.head, agent.buffer
+    first_reset = agent.episodes_done == 0
+    obs, _ = env.reset(seed=agent.seed if first_reset else None)
+    hidden = agent.actor.initial_hidden(1)
+    loss_sum = torch.zeros(3, device=agent.device)
+    n_updates = 0
+    total_reward = 0.0
+    length = 0
+    while length < max_steps:
+        length += 1
+        states = obs.unsqueeze(0)
+        if agent.steps_done < warmup_steps:
+            with torch.no_grad():
+                _, next_hidden = agent.actor(states, hidden)
+            action = head.random_action(1, agent.device)
+        else:
+            action, next_hidden = agent.act(states, hidden, deterministic=False)
+        next_obs, reward, terminated, truncated, _ = env.step(head.to_env(action)[0])
+        buffer.add(obs, action, reward, next_obs, terminated, hidden, next_hidden)
+        agent.steps_done += 1
+        total_reward += float(reward)
+        if agent.steps_done > warmup_steps and len(buffer) >= batch_size:
+            loss_sum += agent.update(batch_size)
+            n_updates += 1
+        obs, hidden = next_obs, next_hidden
+        if callbacks:
+            state._update(step=agent.steps_done)
+            if not _call(callbacks, "on_step", state):
+                state._update(status="early_stopped")
+        if terminated or truncated or state.status == "early_stopped":
+            break
+    if n_updates:
+        means = (loss_sum / n_updates).tolist()
+    else:
+        means = [math.nan] * 3
+    return total_reward, length, dict(zip(LOSS_NAMES, means, strict=True))

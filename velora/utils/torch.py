@@ -1,0 +1,51 @@
+"""Tensor conversion, target-network updates and parameter counts."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def to_tensor(
+    items: Any, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Convert a list, NumPy array, scalar or tensor into a tensor of `dtype` on `device`."""
+    if isinstance(items, torch.Tensor):
+        return items.to(dtype=dtype, device=device)
+    return torch.as_tensor(items, dtype=dtype, device=device)
+
+
+def stack_tensor(
+    items: Sequence[Any],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Stack a sequence of tensors (or array-likes) along a new first dimension."""
+    return torch.stack([to_tensor(item, dtype=dtype, device=device) for item in items])
+
+
+@torch.no_grad()
+def soft_update(source: nn.Module, target: nn.Module, tau: float) -> None:
+    """Polyak update in place: target <- tau * source + (1 - tau) * target."""
+    source_params = list(source.parameters())
+    target_params = list(target.parameters())
+    if len(source_params) != len(target_params):
+        raise ValueError("soft_update needs two modules with the same parameters.")
+    torch._foreach_lerp_(target_params, source_params, tau)
+
+
+@torch.no_grad()
+def hard_update(source: nn.Module, target: nn.Module) -> None:
+    """Copy every parameter and buffer of `source` into `target`."""
+    target.load_state_dict(source.state_dict())
+
+
+def total_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters, masked ones included."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def active_parameters(module: nn.Module) -> int:
+    """Number of non-zero trainable parameters: what a sparse network really uses."""
+    return sum(int(torch.count_nonzero(p)) for p in module.parameters() if p.requires_grad)
