@@ -1,0 +1,35 @@
+"""The main job: train a NeuroFlow agent on CartPole-v1 until it solves it.
+
+Stops as soon as 5 episodes in a row reach a return of 475 (or after 300 episodes),
+then evaluates the deterministic policy and says where the metrics went.
+Runs offline on a CPU in a few minutes.
+"""
+
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from velora.callbacks import EarlyStopping
+from velora.metrics import Episode, get_db_engine
+from velora.models import NeuroFlow
+from velora.training import evaluate_agent
+
+model = NeuroFlow("CartPole-v1", 20, 128, seed=42)
+summary = model.train(
+    128,
+    n_episodes=300,
+    callbacks=[EarlyStopping(target=475.0, patience=5)],
+    display_count=20,
+)
+
+returns = evaluate_agent(model, 5)
+print(f"Deterministic evaluation over 5 episodes: {sum(returns) / len(returns):.1f}")
+
+with Session(get_db_engine()) as session:
+    rows = session.exec(
+        select(Episode).where(Episode.experiment_id == summary.experiment_id)
+    ).all()
+print(
+    f"{len(rows)} episodes of experiment {summary.experiment_id} are in "
+    f"{Path('metrics.db').resolve()} (tables 'experiment' and 'episode')."
+)
