@@ -2,8 +2,10 @@
 
 import copy
 import math
+import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +16,7 @@ from velora.gym import add_core_env_wrappers, make_env
 from velora.models.config import AgentConfig
 from velora.models.critic import CriticEnsemble
 from velora.models.heads import PolicyHead, make_head
+from velora.models.persistence import load_agent, save_agent
 from velora.nn import LiquidNCPNetwork
 from velora.utils import active_parameters, set_device, set_seed, soft_update, total_parameters
 
@@ -143,9 +146,52 @@ class NeuroFlow:
         # Counters that survive across train() calls (and, later, save/load).
         self.episodes_done = 0
         self.steps_done = 0
+        self.experiment_id: int | None = None
+        self.recent_rewards: list[float] = []
 
     def _check_action_space(self, space: gym.Space) -> None:
         """Subclasses narrow the accepted action spaces here."""
+
+    def state_modules(self) -> dict[str, torch.nn.Module]:
+        """The modules whose state a save holds (besides `log_alpha`)."""
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers whose state a save holds."""
+        return {
+            "actor_optim": self.actor_optim,
+            "critic_optim": self.critic_optim,
+            "entropy_optim": self.entropy_optim,
+        }
+
+    def save(
+        self, dirpath: str | os.PathLike, *, buffer: bool = False, config: bool = False
+    ) -> Path:
+        """Save the agent into the new folder `dirpath`, atomically.
+
+        Writes `metadata.json`, `model_state.safetensors`, `optim_state.safetensors` and,
+        with `buffer=True`, `buffer_state.safetensors` (only the filled part). With
+        `config=True`, also writes `model_config.json` into the parent folder, once.
+        Raises `FileExistsError` if `dirpath` exists.
+        """
+        return save_agent(self, dirpath, buffer=buffer, config=config)
+
+    @classmethod
+    def load(
+        cls,
+        dirpath: str | os.PathLike,
+        *,
+        buffer: bool = False,
+        device: str | torch.device | None = None,
+    ) -> Self:
+        """Load an agent saved with `save()`; it predicts exactly as the saved one did.
+
+        With `buffer=True` the replay buffer is restored too (it must have been saved),
+        so training continues where it stopped. `device` maps the weights (e.g. a
+        GPU-trained save onto "cpu"); by default the saved device, or the CPU when
+        that device is not available. Executes no code from the files.
+        """
+        return load_agent(cls, dirpath, buffer=buffer, device=device)
 
     @property
     def entropy(self) -> torch.Tensor:

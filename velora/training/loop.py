@@ -2,7 +2,8 @@
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,24 @@ def _check_callbacks(callbacks: Sequence[Any] | None) -> list[Any]:
                 "subclass velora.callbacks.TrainCallback."
             )
     return callbacks
+
+
+@contextmanager
+def _cpu_threads(device: torch.device, threads: int = 1) -> Iterator[None]:
+    """Run tiny-network training on one CPU thread, then restore the user's setting.
+
+    Each op of a 20/128-neuron network is far too small to split across threads; extra
+    threads only add synchronisation and fight the env for cores.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _call(callbacks: list[Any], hook: str, state: TrainState, *args: Any) -> bool:
@@ -123,6 +142,7 @@ def train_agent(
         batch_size=batch_size,
         window_size=window_size,
         log_freq=log_freq,
+        display_count=display_count,
         max_steps=max_steps,
         warmup_steps=warmup_steps,
         start_episode=agent.episodes_done,
@@ -131,19 +151,35 @@ def train_agent(
         step=agent.steps_done,
         experiment_id=agent.experiment_id,
     )
+    with _cpu_threads(agent.device):
+        return _train(agent, state, writer, callbacks, db_path)
+
+
+def _train(
+    agent: "NeuroFlow",
+    state: TrainState,
+    writer: MetricsWriter,
+    callbacks: list[Any],
+    db_path: str,
+) -> TrainSummary:
+    """The episode loop proper, once the arguments are checked and the run is recorded."""
+    batch_size, warmup_steps, max_steps = state.batch_size, state.warmup_steps, state.max_steps
+    display_count = state.display_count
     display = TrainDisplay()
     display.start(state, [c.summary() for c in callbacks if hasattr(c, "summary")])
     _call(callbacks, "on_train_start", state)
     pending: list[EpisodeRecord] = []
-    recent = deque(maxlen=window_size)
-    reward_max = float("-inf")
+    # The return history lives on the agent, so a resumed run's moving average continues.
+    recent = deque(agent.recent_rewards, maxlen=state.window_size)
+    reward_max = max(agent.recent_rewards, default=float("-inf"))
     try:
-        for _ in range(n_episodes):
+        for _ in range(state.n_episodes):
             reward, length, losses = _run_episode(
                 agent, state, callbacks, batch_size, warmup_steps, max_steps
             )
             agent.episodes_done += 1
             recent.append(reward)
+            agent.recent_rewards = list(recent)
             reward_max = max(reward_max, reward)
             record = EpisodeRecord(
                 episode_num=agent.episodes_done,
@@ -170,7 +206,7 @@ def train_agent(
                 keep_going = False
             done_here = agent.episodes_done - state.start_episode
             display.episode_end(state, show=done_here % display_count == 0)
-            if len(pending) >= log_freq:
+            if len(pending) >= state.log_freq:
                 _write(writer, pending, callbacks, state)
             if not keep_going:
                 state._update(status="early_stopped")
