@@ -11,7 +11,6 @@ is therefore complete; its checksums are verified again when it is loaded.
 """
 
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -28,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 import velora
 from velora.models.config import AgentConfig
+from velora.utils.files import fsync_path, write_json_atomic
 
 if TYPE_CHECKING:
     from velora.models.neuroflow import NeuroFlow
@@ -79,14 +79,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _optimizer_state(name: str, optim: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -211,24 +203,18 @@ def save_agent(
         )
         (staging / METADATA).write_text(metadata.model_dump_json(indent=2))
         for name in [*files, METADATA]:
-            _fsync(staging / name)
+            fsync_path(staging / name)
+        fsync_path(staging)
         os.rename(staging, target)
+        fsync_path(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if config:
         config_path = target.parent / MODEL_CONFIG
         if not config_path.exists():
-            _write_json_atomic(config_path, agent.config.model_dump(mode="json"))
+            write_json_atomic(config_path, agent.config.model_dump(mode="json"))
     return target
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` through a temporary file and a rename."""
-    staging = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    staging.write_text(json.dumps(data, indent=2))
-    _fsync(staging)
-    os.replace(staging, path)
 
 
 def read_metadata(dirpath: str | os.PathLike) -> SaveMetadata:

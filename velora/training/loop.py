@@ -125,14 +125,6 @@ def train_agent(
             )
         }
     )
-    writer = MetricsWriter(db_path)
-    if getattr(agent, "experiment_id", None) is not None:
-        writer.resume(agent.experiment_id)
-    else:
-        agent.experiment_id = writer.start(
-            type(agent).__name__, agent.env_id, agent.config.model_dump_json()
-        )
-
     state = TrainState(
         agent=agent,
         env=agent.env,
@@ -149,8 +141,17 @@ def train_agent(
         start_step=agent.steps_done,
         episode=agent.episodes_done,
         step=agent.steps_done,
-        experiment_id=agent.experiment_id,
     )
+    # Callbacks check their own set-up (e.g. a checkpoint folder) before a run is recorded.
+    _call(callbacks, "on_train_start", state)
+    writer = MetricsWriter(db_path)
+    if agent.experiment_id is not None:
+        writer.resume(agent.experiment_id)
+    else:
+        agent.experiment_id = writer.start(
+            type(agent).__name__, agent.env_id, agent.config.model_dump_json()
+        )
+    state._update(experiment_id=agent.experiment_id)
     with _cpu_threads(agent.device):
         return _train(agent, state, writer, callbacks, db_path)
 
@@ -167,7 +168,6 @@ def _train(
     display_count = state.display_count
     display = TrainDisplay()
     display.start(state, [c.summary() for c in callbacks if hasattr(c, "summary")])
-    _call(callbacks, "on_train_start", state)
     pending: list[EpisodeRecord] = []
     # The return history lives on the agent, so a resumed run's moving average continues.
     recent = deque(agent.recent_rewards, maxlen=state.window_size)
