@@ -3,6 +3,8 @@
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from velora.metrics import EpisodeRecord
     from velora.training import TrainState
 
@@ -24,6 +26,15 @@ class TrainCallback:
             def on_episode_end(self, state):
                 return state.elapsed < self.seconds
     """
+
+    #: The render mode this callback needs from the training env ("rgb_array" for
+    #: videos); agents render only when a callback asks.
+    render_mode: str | None = None
+
+    def wrap_env(self, env: "gym.Env") -> "gym.Env":
+        """Wrap the raw training env; called once, after `on_train_start`, only when some
+        callback sets `render_mode` (the loop then trains on a rendering copy)."""
+        return env
 
     def on_train_start(self, state: "TrainState") -> None:
         """Before the first episode."""

@@ -6,10 +6,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from velora.gym import env_name
+from velora.gym import add_core_env_wrappers, env_name, make_env
 from velora.metrics import EpisodeRecord, MetricsWriter
 from velora.models.config import TrainConfig
 from velora.training.display import TrainDisplay
@@ -144,6 +145,8 @@ def train_agent(
     )
     # Callbacks check their own set-up (e.g. a checkpoint folder) before a run is recorded.
     _call(callbacks, "on_train_start", state)
+    env = _training_env(agent, callbacks)
+    state._update(env=env)
     writer = MetricsWriter(db_path)
     if agent.experiment_id is not None:
         writer.resume(agent.experiment_id)
@@ -152,8 +155,35 @@ def train_agent(
             type(agent).__name__, agent.env_id, agent.config.model_dump_json()
         )
     state._update(experiment_id=agent.experiment_id)
-    with _cpu_threads(agent.device):
-        return _train(agent, state, writer, callbacks, db_path)
+    try:
+        with _cpu_threads(agent.device):
+            return _train(agent, state, writer, callbacks, db_path)
+    finally:
+        if env is not agent.env:
+            env.close()  # flushes any video a recording wrapper still holds
+
+
+def _training_env(agent: "NeuroFlow", callbacks: list[Any]) -> gym.Env:
+    """The agent's env, or a rendering copy wrapped by the callbacks that asked for one.
+
+    Agents only render when a callback sets `render_mode` (e.g. video recording). The
+    copy shares the agent env's random generator, so episode resets draw from the same
+    stream as they would without it.
+    """
+    render_modes = {mode for c in callbacks if (mode := getattr(c, "render_mode", None))}
+    if not render_modes:
+        return agent.env
+    if len(render_modes) > 1:
+        raise ValueError(f"callbacks ask for different render modes: {sorted(render_modes)}.")
+    env = make_env(agent.env_id, render_mode=render_modes.pop())
+    for callback in callbacks:
+        if hasattr(callback, "wrap_env"):
+            env = callback.wrap_env(env)
+    env = add_core_env_wrappers(env, agent.device)
+    if agent.episodes_done == 0:  # seed the shared generator as the first reset would
+        agent.env.unwrapped.np_random, _ = gym.utils.seeding.np_random(agent.seed)
+    env.unwrapped.np_random = agent.env.unwrapped.np_random
+    return env
 
 
 def _train(
@@ -257,8 +287,8 @@ def _run_episode(
     max_steps: int,
 ) -> tuple[float, int, dict[str, float]]:
     """Play one episode, learning after every step; returns (return, length, mean losses)."""
-    env, head, buffer = agent.env, agent.head, agent.buffer
-    first_reset = agent.episodes_done == 0
+    env, head, buffer = state.env, agent.head, agent.buffer
+    first_reset = agent.episodes_done == 0 and env is agent.env
     obs, _ = env.reset(seed=agent.seed if first_reset else None)
     hidden = agent.actor.initial_hidden(1)
     loss_sum = torch.zeros(3, device=agent.device)
