@@ -432,27 +432,44 @@ def test_ncp_network_uses_its_wiring():
 
 
 @pytest.mark.parametrize("n_critics", [1, 2, 3])
-def test_critic_ensemble_shape_and_order(n_critics):
+def test_critic_ensemble_matches_separate_ncp_networks(n_critics):
+    """The batched ensemble computes exactly what n separate NCP critics compute."""
     torch.manual_seed(0)
     critics = CriticEnsemble(6, 16, 1, n_critics=n_critics, seed=2)
+    torch.manual_seed(0)
+    separate = [NCPNetwork(6, 16, 1, seed=2 + i) for i in range(n_critics)]
     x = torch.randn(10, 6)
     out = critics(x)
     assert out.shape == (n_critics, 10, 1)
-    for i, critic in enumerate(critics.critics):
-        assert torch.allclose(out[i], critic(x))
+    for i, critic in enumerate(separate):
+        assert torch.allclose(out[i], critic(x), atol=1e-6)
 
 
 def test_critic_ensemble_critics_differ():
     torch.manual_seed(0)
     critics = CriticEnsemble(6, 16, 1, n_critics=2, seed=2)
-    first, second = critics.critics
-    assert first.wiring.seed != second.wiring.seed
+    first, second = critics.wirings
+    assert first.seed != second.seed
     assert any(
-        not torch.equal(a, b)
-        for a, b in zip(masks_of(first.wiring), masks_of(second.wiring), strict=True)
+        not torch.equal(a, b) for a, b in zip(masks_of(first), masks_of(second), strict=True)
     )
     out = critics(torch.randn(10, 6))
     assert not torch.allclose(out[0], out[1])
+
+
+def test_critic_ensemble_masked_weights_stay_zero():
+    torch.manual_seed(0)
+    critics = CriticEnsemble(6, 16, 2, n_critics=2, seed=3)
+    optim = torch.optim.Adam(critics.parameters(), lr=1e-2)
+    before = [w.detach().clone() for w in critics.weights]
+    for _ in range(100):
+        loss = critics(torch.randn(32, 6)).pow(2).mean()
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    for weight, mask, old in zip(critics.weights, critics.masks(), before, strict=True):
+        assert torch.all(weight[mask == 0] == 0.0)
+        assert not torch.equal(weight[mask == 1], old[mask == 1])
 
 
 # --------------------------------------------------------------------------- utils

@@ -2,6 +2,8 @@
 
 from velora.callbacks.base import TrainCallback
 from velora.callbacks.checkpoints import SaveCheckpoints
+from velora.callbacks.comet import CometAnalytics
 from velora.callbacks.early_stopping import EarlyStopping
+from velora.callbacks.video import RecordVideos
 
-__all__ = ["TrainCallback", "EarlyStopping", "SaveCheckpoints"]
+__all__ = ["TrainCallback", "EarlyStopping", "SaveCheckpoints", "RecordVideos", "CometAnalytics"]

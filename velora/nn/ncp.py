@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from velora.nn.activation import Mish
 from velora.nn.cell import LiquidCell
 from velora.nn.sparse import SparseLinear
 from velora.nn.wiring import Wiring
@@ -44,7 +45,7 @@ class LiquidNCPNetwork(nn.Module):
             torch.cat((masks.inter_to_command, masks.command_to_command), dim=1),
         )
         self.motor = SparseLinear(masks.command_to_motor)
-        self.activation = nn.Mish()
+        self.activation = Mish()
 
     def initial_hidden(self, batch_size: int = 1) -> torch.Tensor:
         """A zero hidden state on the network's device."""
@@ -83,9 +84,9 @@ class NCPNetwork(nn.Module):
         masks = self.wiring.masks
         self.layers = nn.Sequential(
             SparseLinear(masks.sensory_to_inter),
-            nn.Mish(),
+            Mish(),
             SparseLinear(masks.inter_to_command),
-            nn.Mish(),
+            Mish(),
             SparseLinear(masks.command_to_motor),
         )
 

@@ -201,7 +201,7 @@ def _train(
     pending: list[EpisodeRecord] = []
     # The return history lives on the agent, so a resumed run's moving average continues.
     recent = deque(agent.recent_rewards, maxlen=state.window_size)
-    reward_max = max(agent.recent_rewards, default=float("-inf"))
+    reward_max = agent.reward_max if agent.reward_max is not None else float("-inf")
     try:
         for _ in range(state.n_episodes):
             reward, length, losses = _run_episode(
@@ -211,6 +211,7 @@ def _train(
             recent.append(reward)
             agent.recent_rewards = list(recent)
             reward_max = max(reward_max, reward)
+            agent.reward_max = reward_max
             record = EpisodeRecord(
                 episode_num=agent.episodes_done,
                 reward=reward,
