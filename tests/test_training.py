@@ -286,6 +286,24 @@ def test_on_step_false_stops_mid_episode(register_env):
     assert [r.length for r in episode_rows()] == [10, 5]
 
 
+class CrashAtEpisode(TrainCallback):
+    def on_episode_end(self, state):
+        if state.episode == 3:
+            raise RuntimeError("boom")
+
+
+def test_a_crash_keeps_finished_episodes_and_skips_on_train_end(register_env):
+    env_id = register_env(spaces.Discrete(2), episode_len=10)
+    recorder = Recorder()
+    agent = NeuroFlow(env_id, **TINY, seed=0)
+    with pytest.raises(RuntimeError, match="boom"):
+        agent.train(16, n_episodes=10, log_freq=100, callbacks=[recorder, CrashAtEpisode()])
+    # The three finished episodes reached the DB although log_freq was never reached,
+    # and no callback was told that training ended normally.
+    assert [r.episode_num for r in episode_rows()] == [1, 2, 3]
+    assert recorder.ended == 0
+
+
 def test_on_episode_end_false_stops_after_that_episode(register_env):
     env_id = register_env(spaces.Discrete(2), episode_len=10)
     recorder = Recorder()

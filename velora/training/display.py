@@ -72,13 +72,14 @@ class TrainDisplay:
                 f"entropy {losses['entropy_loss']:.3f}"
             )
 
-    def finish(self, summary: TrainSummary, db_path: str) -> None:
+    def finish(self, summary: TrainSummary, status: str, db_path: str) -> None:
         """Stop the bar and print the end summary."""
         self.progress.stop()
         ending = {
-            (True, False): "early stopping fired",
-            (False, True): "interrupted",
-        }.get((summary.early_stopped, summary.interrupted), "episode budget used")
+            "completed": "episode budget used",
+            "early_stopped": "early stopping fired",
+            "interrupted": "interrupted",
+        }.get(status, "failed")
         self.console.rule("[bold]Training finished")
         self.console.print(
             f"{summary.episodes:,} episodes, {summary.steps:,} steps in "

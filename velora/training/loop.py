@@ -247,9 +247,12 @@ def _train(
     except KeyboardInterrupt:
         state._update(status="interrupted")
         raise
+    except Exception:
+        state._update(status="failed")
+        raise
     finally:
-        _write(writer, pending, callbacks, state)
-        if state.status != "running":  # a clean end or Ctrl-C, not a crash
+        _write(writer, pending, callbacks, state)  # finished episodes are never lost
+        if state.status != "failed":  # a crash leaves no final checkpoint to trust
             _call(callbacks, "on_train_end", state)
         summary = TrainSummary(
             episodes=agent.episodes_done - state.start_episode,
@@ -262,7 +265,7 @@ def _train(
             reward_max=state.reward_max,
             losses=state.losses,
         )
-        display.finish(summary, db_path)
+        display.finish(summary, state.status, db_path)
     return summary
 
 

@@ -39,7 +39,7 @@ class TrainState:
         rewards: returns of the last `window_size` episodes.
         reward_moving_avg, reward_moving_std, reward_max: statistics of the returns.
         losses: mean actor/critic/entropy losses of the last finished episode.
-        status: "running", "completed", "early_stopped" or "interrupted".
+        status: "running", "completed", "early_stopped", "interrupted" or "failed".
         start_time: `time.perf_counter()` when training began.
     """
 
