@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import torch
 
+from velora.utils.checks import check_int
+
 
 class Batch(NamedTuple):
     """A sampled batch; every field is `(batch_size, width)`.
@@ -52,8 +54,7 @@ class ReplayBuffer:
             ("action_dim", action_dim),
             ("hidden_dim", hidden_dim),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_int(name, value)
         self.capacity = capacity
         self.widths = (state_dim, action_dim, 1, state_dim, 1, hidden_dim, hidden_dim)
         self.device = torch.device(device)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from velora.callbacks.base import TrainCallback
 from velora.training import TrainState
+from velora.utils.checks import check_int
 from velora.utils.files import write_json_atomic
 
 CHECKPOINT_ROOT = Path("checkpoints")
@@ -25,8 +26,7 @@ class SaveCheckpoints(TrainCallback):
     def __init__(self, dirname: str, *, frequency: int = 100, buffer: bool = False) -> None:
         if not isinstance(dirname, str) or not dirname.strip() or Path(dirname).is_absolute():
             raise ValueError(f"dirname must be a non-empty relative folder name, got {dirname!r}.")
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-            raise ValueError(f"frequency must be an integer >= 1, got {frequency!r}.")
+        check_int("frequency", frequency)
         self.dirname = dirname
         self.frequency = frequency
         self.buffer = buffer

@@ -2,6 +2,7 @@
 
 from velora.callbacks.base import TrainCallback
 from velora.training import TrainState
+from velora.utils.checks import check_int
 
 
 class EarlyStopping(TrainCallback):
@@ -13,8 +14,7 @@ class EarlyStopping(TrainCallback):
     """
 
     def __init__(self, target: float, *, patience: int = 3) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {patience!r}.")
+        check_int("patience", patience)
         self.target = float(target)
         self.patience = patience
         self.streak = 0

@@ -20,14 +20,10 @@ from velora.models.heads import PolicyHead, make_head
 from velora.models.persistence import load_agent, save_agent
 from velora.nn import LiquidNCPNetwork
 from velora.utils import active_parameters, set_device, set_seed, soft_update, total_parameters
+from velora.utils.checks import check_int, check_positive
 
 if TYPE_CHECKING:
     from velora.training import TrainSummary
-
-
-def _check_positive(name: str, value: Any, kind: type = int) -> None:
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}.")
 
 
 def _make_optimizer(
@@ -87,18 +83,17 @@ class NeuroFlow:
         device: str | torch.device | None = None,
         seed: int | None = None,
     ) -> None:
-        _check_positive("actor_neurons", actor_neurons)
-        _check_positive("critic_neurons", critic_neurons)
-        if actor_neurons < 2 or critic_neurons < 2:
-            raise ValueError("actor_neurons and critic_neurons must be at least 2.")
-        _check_positive("buffer_size", buffer_size)
+        # Two neurons at least: one inter and one command neuron.
+        check_int("actor_neurons", actor_neurons, minimum=2)
+        check_int("critic_neurons", critic_neurons, minimum=2)
+        check_int("buffer_size", buffer_size)
         for name, value in (
             ("actor_lr", actor_lr),
             ("critic_lr", critic_lr),
             ("alpha_lr", alpha_lr),
             ("initial_alpha", initial_alpha),
         ):
-            _check_positive(name, float(value) if isinstance(value, int) else value, float)
+            check_positive(name, value)
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau}.")
         if not 0.0 <= gamma <= 1.0:

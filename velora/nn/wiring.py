@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from velora.utils.checks import check_int
+
 
 @dataclass(frozen=True)
 class WiringMasks:
@@ -51,12 +53,9 @@ class Wiring:
             ("n_neurons", n_neurons),
             ("out_features", out_features),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if n_neurons < 2:
-            raise ValueError(
-                f"n_neurons must be at least 2 (one inter and one command neuron), got {n_neurons}."
-            )
+            check_int(name, value)
+        # At least one inter and one command neuron.
+        check_int("n_neurons", n_neurons, minimum=2)
         if not 0.1 <= sparsity_level <= 0.9:
             raise ValueError(f"sparsity_level must be in [0.1, 0.9], got {sparsity_level}.")
 

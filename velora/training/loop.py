@@ -15,6 +15,7 @@ from velora.metrics import EpisodeRecord, MetricsWriter
 from velora.models.config import TrainConfig
 from velora.training.display import TrainDisplay
 from velora.training.state import TrainState, TrainSummary
+from velora.utils.checks import check_int
 
 if TYPE_CHECKING:
     from velora.models import NeuroFlow
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
 METRICS_DB = "metrics.db"
 LOSS_NAMES = ("actor_loss", "critic_loss", "entropy_loss")
 HOOKS = ("on_train_start", "on_step", "on_episode_end", "on_log", "on_train_end")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _check_callbacks(callbacks: Sequence[Any] | None) -> list[Any]:
@@ -100,11 +96,11 @@ def train_agent(
         ("window_size", window_size),
         ("max_steps", max_steps),
     ):
-        _check_positive_int(name, value)
+        check_int(name, value)
     if warmup_steps is None:
         warmup_steps = 2 * batch_size
-    elif isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be a non-negative integer, got {warmup_steps!r}.")
+    else:
+        check_int("warmup_steps", warmup_steps, minimum=0)
     if batch_size > agent.buffer.capacity:
         raise ValueError(
             f"batch_size ({batch_size}) is larger than the buffer ({agent.buffer.capacity})."
