@@ -72,10 +72,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.chdir(tempfile.mkdtemp(prefix="velora-learning-"))  # keep metrics.db out of the repo
-    results = [run(env, seed, args.eval_every, args.max_steps) for env in args.envs for seed in args.seeds]
+    results = [
+        run(env, seed, args.eval_every, args.max_steps) for env in args.envs for seed in args.seeds
+    ]
     print(f"\n{'env':<22}{'seed':>5}{'solved':>8}{'steps':>9}{'episodes':>10}{'wall s':>9}")
     for r in results:
-        print(f"{r['env']:<22}{r['seed']:>5}{r['solved']!s:>8}{r['steps']:>9}{r['episodes']:>10}{r['wall_s']:>9}")
+        solved = str(r["solved"])
+        print(
+            f"{r['env']:<22}{r['seed']:>5}{solved:>8}{r['steps']:>9}{r['episodes']:>10}"
+            f"{r['wall_s']:>9}"
+        )
     if args.out:
         with open(args.out, "a") as f:
             for r in results:

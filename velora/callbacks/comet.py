@@ -3,6 +3,7 @@
 import math
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,16 @@ from velora.metrics import EpisodeRecord
 from velora.training import TrainState
 
 INSTALL_HINT = 'pip install "velora[comet]"'
-# Comet's client would auto-log torch losses on every backward pass, the command line
-# and the model graph: noise next to the metrics this callback logs itself.
+# Comet's client would auto-log torch losses on every backward pass, the command line,
+# the model graph and this module's source (the user's script is logged instead), and
+# print every parameter at the end: noise next to what this callback logs itself.
 EXPERIMENT_OPTIONS = {
     "auto_metric_logging": False,
     "auto_param_logging": False,
     "parse_args": False,
     "log_graph": False,
+    "log_code": False,
+    "display_summary_level": 0,
 }
 
 
@@ -122,6 +126,9 @@ class CometAnalytics(TrainCallback):
             self.experiment.set_name(self.experiment_name or name)
         self.experiment.add_tags(self.tags if self.tags is not None else [agent, state.env_name])
         self.experiment.log_parameters(flatten(state.agent.config.model_dump(mode="json")))
+        script = Path(sys.argv[0])
+        if script.suffix == ".py" and script.is_file():
+            self.experiment.log_code(file_name=str(script))
 
     def on_log(self, state: TrainState, records: tuple[EpisodeRecord, ...]) -> None:
         for r in records:
@@ -141,9 +148,10 @@ class CometAnalytics(TrainCallback):
     def on_train_end(self, state: TrainState) -> None:
         if self.experiment is None:
             return
-        for video in self._videos(state):
+        for video in self._videos(state):  # Comet step: the episode shown, where known
             number = re.search(r"-episode-(\d+)\.mp4$", video.name)
-            step = int(number.group(1)) if number else state.episode
+            final = video.name.endswith("-final.mp4")
+            step = int(number.group(1)) if number else state.episode if final else None
             self.experiment.log_video(str(video), name=video.name, step=step)
         self.experiment.log_other("status", state.status)
         self.experiment.end()
