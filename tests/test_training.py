@@ -379,3 +379,26 @@ def test_callbacks_page_first_snippet_runs_and_stops_early(tmp_path: Path):
     assert early_stopped == "True"
     assert int(episodes) < 1_000  # far fewer than the 10_000 budget
     assert (tmp_path / "metrics.db").exists()
+
+
+class FailingEnd(TrainCallback):
+    def on_train_end(self, state):
+        raise OSError("disk full")
+
+
+class EndRecorder(TrainCallback):
+    def __init__(self) -> None:
+        self.ended = 0
+
+    def on_train_end(self, state):
+        self.ended += 1
+
+
+def test_one_failing_on_train_end_does_not_skip_the_others(register_env):
+    env_id = register_env(spaces.Discrete(2), episode_len=10)
+    first, last = EndRecorder(), EndRecorder()
+    agent = NeuroFlow(env_id, **TINY, seed=0)
+    with pytest.raises(OSError, match="disk full"):
+        agent.train(16, n_episodes=2, callbacks=[first, FailingEnd(), last])
+    assert first.ended == 1 and last.ended == 1
+    assert len(episode_rows()) == 2

@@ -249,7 +249,7 @@ def _train(
     finally:
         _write(writer, pending, callbacks, state)  # finished episodes are never lost
         if state.status != "failed":  # a crash leaves no final checkpoint to trust
-            _call(callbacks, "on_train_end", state)
+            _end_all(callbacks, state)
         summary = TrainSummary(
             episodes=agent.episodes_done - state.start_episode,
             steps=agent.steps_done - state.start_step,
@@ -263,6 +263,20 @@ def _train(
         )
         display.finish(summary, state.status, db_path)
     return summary
+
+
+def _end_all(callbacks: list[Any], state: TrainState) -> None:
+    """Run every `on_train_end`, even if one fails (or a second Ctrl-C lands in one), so
+    one callback's error never costs another its final checkpoint; the first error is
+    raised once all have run."""
+    error: BaseException | None = None
+    for callback in callbacks:
+        try:
+            callback.on_train_end(state)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _write(
