@@ -26,9 +26,7 @@ returns = evaluate_agent(model, 5)
 print(f"Deterministic evaluation over 5 episodes: {sum(returns) / len(returns):.1f}")
 
 with Session(get_db_engine()) as session:
-    rows = session.exec(
-        select(Episode).where(Episode.experiment_id == summary.experiment_id)
-    ).all()
+    rows = session.exec(select(Episode).where(Episode.experiment_id == summary.experiment_id)).all()
 print(
     f"{len(rows)} episodes of experiment {summary.experiment_id} are in "
     f"{Path('metrics.db').resolve()} (tables 'experiment' and 'episode')."
