@@ -402,3 +402,17 @@ def test_one_failing_on_train_end_does_not_skip_the_others(register_env):
         agent.train(16, n_episodes=2, callbacks=[first, FailingEnd(), last])
     assert first.ended == 1 and last.ended == 1
     assert len(episode_rows()) == 2
+
+
+def test_updates_per_step_takes_that_many_gradient_steps(register_env, monkeypatch):
+    env_id = register_env(spaces.Discrete(2), episode_len=10)
+    agent = NeuroFlow(env_id, **TINY, seed=0)
+    calls = []
+    update = agent.update
+    monkeypatch.setattr(agent, "update", lambda batch_size: calls.append(1) or update(batch_size))
+    agent.train(16, n_episodes=3, warmup_steps=16, updates_per_step=3)
+    # 30 steps, learning from step 17 on: 14 steps with 3 updates each.
+    assert len(calls) == 14 * 3
+    assert agent.config.train.updates_per_step == 3
+    with pytest.raises(ValueError, match="updates_per_step"):
+        agent.train(16, n_episodes=1, updates_per_step=0)

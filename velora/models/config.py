@@ -15,6 +15,7 @@ class TrainConfig(BaseModel):
     window_size: int
     max_steps: int
     warmup_steps: int
+    updates_per_step: int = 1
     callbacks: dict[str, dict] = {}
 
 

@@ -318,8 +318,16 @@ class NeuroFlow:
         window_size: int = 100,
         max_steps: int = 1000,
         warmup_steps: int | None = None,
+        updates_per_step: int = 1,
     ) -> "TrainSummary":
-        """Train for up to `n_episodes` episodes; see `velora.training.train_agent`."""
+        """Train for up to `n_episodes` episodes; see `velora.training.train_agent`.
+
+        Acts at random for the first `warmup_steps` steps (default `2 * batch_size`), then
+        takes `updates_per_step` gradient steps after every environment step. Every
+        episode is written to `metrics.db` (in batches of `log_freq`); a progress line is
+        printed every `display_count` episodes; episodes are cut at `max_steps` steps.
+        Returns a `TrainSummary`.
+        """
         # The loop sits above the agent in the layers, so it is imported on use.
         from velora.training import train_agent
 
@@ -333,6 +341,7 @@ class NeuroFlow:
             window_size=window_size,
             max_steps=max_steps,
             warmup_steps=warmup_steps,
+            updates_per_step=updates_per_step,
         )
 
     def __repr__(self) -> str:

@@ -75,6 +75,7 @@ def train_agent(
     window_size: int = 100,
     max_steps: int = 1000,
     warmup_steps: int | None = None,
+    updates_per_step: int = 1,
     db_path: str = METRICS_DB,
 ) -> TrainSummary:
     """Train `agent` with one gradient step per environment step.
@@ -84,6 +85,8 @@ def train_agent(
     one transaction every `log_freq` episodes and when training ends. A progress line
     is printed every `display_count` episodes; `window_size` episodes make the moving
     average. Episodes are cut at `max_steps` steps (a truncation, not a terminal state).
+    `updates_per_step` gradient steps follow each environment step once learning starts
+    (more reuse of each transition, at a proportional cost in time).
 
     Callbacks' hooks run at training start, after each step, at each episode end, after
     each metrics write, and at training end; a hook returning False stops training.
@@ -95,6 +98,7 @@ def train_agent(
         ("display_count", display_count),
         ("window_size", window_size),
         ("max_steps", max_steps),
+        ("updates_per_step", updates_per_step),
     ):
         check_int(name, value)
     if warmup_steps is None:
@@ -118,6 +122,7 @@ def train_agent(
                 window_size=window_size,
                 max_steps=max_steps,
                 warmup_steps=warmup_steps,
+                updates_per_step=updates_per_step,
                 callbacks=callback_configs,
             )
         }
@@ -134,6 +139,7 @@ def train_agent(
         display_count=display_count,
         max_steps=max_steps,
         warmup_steps=warmup_steps,
+        updates_per_step=updates_per_step,
         start_episode=agent.episodes_done,
         start_step=agent.steps_done,
         episode=agent.episodes_done,
@@ -190,7 +196,6 @@ def _train(
     db_path: str,
 ) -> TrainSummary:
     """The episode loop proper, once the arguments are checked and the run is recorded."""
-    batch_size, warmup_steps, max_steps = state.batch_size, state.warmup_steps, state.max_steps
     display_count = state.display_count
     display = TrainDisplay()
     display.start(state, [c.summary() for c in callbacks if hasattr(c, "summary")])
@@ -200,9 +205,7 @@ def _train(
     reward_max = agent.reward_max if agent.reward_max is not None else float("-inf")
     try:
         for _ in range(state.n_episodes):
-            reward, length, losses = _run_episode(
-                agent, state, callbacks, batch_size, warmup_steps, max_steps
-            )
+            reward, length, losses = _run_episode(agent, state, callbacks)
             agent.episodes_done += 1
             recent.append(reward)
             agent.recent_rewards = list(recent)
@@ -293,15 +296,11 @@ def _write(
 
 
 def _run_episode(
-    agent: "NeuroFlow",
-    state: TrainState,
-    callbacks: list[Any],
-    batch_size: int,
-    warmup_steps: int,
-    max_steps: int,
+    agent: "NeuroFlow", state: TrainState, callbacks: list[Any]
 ) -> tuple[float, int, dict[str, float]]:
     """Play one episode, learning after every step; returns (return, length, mean losses)."""
     env, head, buffer = state.env, agent.head, agent.buffer
+    batch_size, warmup_steps, max_steps = state.batch_size, state.warmup_steps, state.max_steps
     first_reset = agent.episodes_done == 0 and env is agent.env
     obs, _ = env.reset(seed=agent.seed if first_reset else None)
     hidden = agent.actor.initial_hidden(1)
@@ -323,8 +322,9 @@ def _run_episode(
         agent.steps_done += 1
         total_reward += float(reward)
         if agent.steps_done > warmup_steps and len(buffer) >= batch_size:
-            loss_sum += agent.update(batch_size)
-            n_updates += 1
+            for _ in range(state.updates_per_step):
+                loss_sum += agent.update(batch_size)
+            n_updates += state.updates_per_step
         obs, hidden = next_obs, next_hidden
         if callbacks:
             state._update(step=agent.steps_done)

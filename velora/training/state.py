@@ -30,8 +30,8 @@ class TrainState:
         agent: the agent being trained.
         env: the training environment.
         env_id / env_name: the Gymnasium id and the id without namespace and version.
-        n_episodes, batch_size, window_size, log_freq, max_steps, warmup_steps: the
-            `train()` arguments.
+        n_episodes, batch_size, window_size, log_freq, max_steps, warmup_steps,
+            updates_per_step: the `train()` arguments.
         episode: number of the current (or just finished) episode, from 1.
         start_episode: the agent's episode count before this `train()` call.
         step: environment steps taken by the agent so far.
