@@ -1,8 +1,9 @@
 """The main job: train a NeuroFlow agent on CartPole-v1 until it solves it.
 
-Stops as soon as 5 episodes in a row reach a return of 475 (or after 300 episodes),
-then evaluates the deterministic policy and says where the metrics went.
-Runs offline on a CPU in a few minutes.
+Every 10 episodes the deterministic policy plays 5 evaluation episodes; training stops
+once two evaluations in a row average a return of 475 (CartPole's "solved"), or after
+300 episodes. Then it evaluates once more and says where the metrics went. Runs
+offline on a CPU in a few minutes.
 """
 
 from pathlib import Path
@@ -18,7 +19,7 @@ model = NeuroFlow("CartPole-v1", 20, 128, seed=42)
 summary = model.train(
     128,
     n_episodes=300,
-    callbacks=[EarlyStopping(target=475.0, patience=5)],
+    callbacks=[EarlyStopping(target=475.0, patience=2, eval_every=10)],
     display_count=20,
 )
 

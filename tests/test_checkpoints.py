@@ -345,7 +345,12 @@ def test_seed_snippet_combination():
         "frequency": 5,
         "buffer": True,
     }
-    assert config["train"]["callbacks"]["EarlyStopping"] == {"target": 15.0, "patience": 10}
+    assert config["train"]["callbacks"]["EarlyStopping"] == {
+        "target": 15.0,
+        "patience": 10,
+        "eval_every": None,
+        "eval_episodes": 5,
+    }
 
 
 # --------------------------------------------------------------------------------------

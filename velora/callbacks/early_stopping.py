@@ -1,33 +1,69 @@
 """Stop training once the agent keeps reaching a target return."""
 
 from velora.callbacks.base import TrainCallback
-from velora.training import TrainState
+from velora.training import TrainState, evaluate_agent
 from velora.utils.checks import check_int
 
 
 class EarlyStopping(TrainCallback):
-    """Stops training once the episode return reaches `target` on `patience` episodes in a row.
+    """Stops training once the return reaches `target` on `patience` checks in a row.
+
+    By default every training episode is a check, scored by its return. Training
+    episodes act stochastically, which keeps their returns below what the policy can
+    do (markedly so for discrete SAC's high entropy target); with `eval_every=k` the
+    check instead runs every `k` episodes and scores the mean return of `eval_episodes`
+    deterministic episodes on `agent.eval_env` (no learning, training's random streams
+    untouched).
 
     Args:
-        target: the episode return to reach.
-        patience: consecutive episodes at or above `target` needed (>= 1).
+        target: the return to reach.
+        patience: consecutive checks at or above `target` needed (>= 1).
+        eval_every: evaluate every this many episodes instead of scoring training returns.
+        eval_episodes: deterministic episodes per evaluation.
     """
 
-    def __init__(self, target: float, *, patience: int = 3) -> None:
+    def __init__(
+        self,
+        target: float,
+        *,
+        patience: int = 3,
+        eval_every: int | None = None,
+        eval_episodes: int = 5,
+    ) -> None:
         check_int("patience", patience)
+        if eval_every is not None:
+            check_int("eval_every", eval_every)
+        check_int("eval_episodes", eval_episodes)
         self.target = float(target)
         self.patience = patience
+        self.eval_every = eval_every
+        self.eval_episodes = eval_episodes
         self.streak = 0
+        self.last_score: float | None = None
 
     def on_train_start(self, state: TrainState) -> None:
         self.streak = 0
 
     def on_episode_end(self, state: TrainState) -> bool:
-        self.streak = self.streak + 1 if state.episode_reward >= self.target else 0
+        if self.eval_every is None:
+            score = state.episode_reward
+        elif (state.episode - state.start_episode) % self.eval_every == 0:
+            returns = evaluate_agent(state.agent, self.eval_episodes, max_steps=state.max_steps)
+            score = sum(returns) / len(returns)
+        else:
+            return True
+        self.last_score = score
+        self.streak = self.streak + 1 if score >= self.target else 0
         return self.streak < self.patience
 
     def summary(self) -> str:
-        return f"EarlyStopping(target={self.target:g}, patience={self.patience})"
+        how = f", evaluated every {self.eval_every} episodes" if self.eval_every else ""
+        return f"EarlyStopping(target={self.target:g}, patience={self.patience}{how})"
 
     def config(self) -> dict:
-        return {"target": self.target, "patience": self.patience}
+        return {
+            "target": self.target,
+            "patience": self.patience,
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+        }
