@@ -1,9 +1,10 @@
 """Does NeuroFlow learn? Env steps and wall time to a solved deterministic evaluation.
 
 For each env and seed, trains NeuroFlow (20 actor / 128 critic neurons, batch 128) and
-every `--eval-every` episodes evaluates the deterministic policy for 5 episodes; the run
-is solved when their mean return reaches the env's target (CartPole-v1: 475,
-InvertedPendulum-v5: 1000). Prints one line per run and a table at the end.
+every `--eval-every` episodes evaluates the deterministic policy for 5 episodes
+(`EarlyStopping(..., eval_every=...)`); the run is solved when their mean return
+reaches the env's target (CartPole-v1: 475, InvertedPendulum-v5: 1000). Prints one
+line per run and a table at the end. The wall time includes the evaluations.
 
     python benchmarks/learning.py --envs CartPole-v1 InvertedPendulum-v5 --seeds 0 1 2
 """
@@ -12,50 +13,27 @@ import argparse
 import json
 import os
 import tempfile
-import time
 
 import torch
 
-from velora.callbacks import TrainCallback
+from velora.callbacks import EarlyStopping
 from velora.models import NeuroFlow
-from velora.training import evaluate_agent
 
 TARGETS = {"CartPole-v1": 475.0, "InvertedPendulum-v5": 1000.0}
 
 
-class SolvedStop(TrainCallback):
-    """Evaluates every `every` episodes and stops once the mean return reaches `target`."""
-
-    def __init__(self, target: float, every: int, max_steps: int) -> None:
-        self.target, self.every, self.max_steps = target, every, max_steps
-        self.solved_at: dict | None = None
-        self.last_eval = float("nan")
-
-    def on_episode_end(self, state) -> bool:
-        if state.step > self.max_steps:
-            return False
-        if state.episode % self.every:
-            return True
-        self.last_eval = sum(evaluate_agent(state.agent, 5)) / 5
-        if self.last_eval >= self.target:
-            self.solved_at = {"steps": state.step, "episodes": state.episode, "time": state.elapsed}
-            return False
-        return True
-
-
-def run(env_id: str, seed: int, eval_every: int, max_steps: int) -> dict:
+def run(env_id: str, seed: int, eval_every: int, max_episodes: int) -> dict:
     agent = NeuroFlow(env_id, 20, 128, seed=seed, buffer_size=200_000)
-    stop = SolvedStop(TARGETS[env_id], eval_every, max_steps)
-    start = time.perf_counter()
-    summary = agent.train(128, n_episodes=100_000, callbacks=[stop], display_count=50)
+    stop = EarlyStopping(TARGETS[env_id], patience=1, eval_every=eval_every)
+    summary = agent.train(128, n_episodes=max_episodes, callbacks=[stop], display_count=50)
     result = {
         "env": env_id,
         "seed": seed,
-        "solved": stop.solved_at is not None,
-        "steps": stop.solved_at["steps"] if stop.solved_at else summary.steps,
-        "episodes": stop.solved_at["episodes"] if stop.solved_at else summary.episodes,
-        "wall_s": round(time.perf_counter() - start, 1),
-        "last_eval": stop.last_eval,
+        "solved": summary.early_stopped,
+        "steps": summary.steps,
+        "episodes": summary.episodes,
+        "wall_s": round(summary.time_taken, 1),
+        "last_eval": stop.last_score,
     }
     print(json.dumps(result), flush=True)
     return result
@@ -66,14 +44,16 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(TARGETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--eval-every", type=int, default=5)
-    parser.add_argument("--max-steps", type=int, default=150_000)
+    parser.add_argument("--max-episodes", type=int, default=2_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="append JSON lines of results to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.chdir(tempfile.mkdtemp(prefix="velora-learning-"))  # keep metrics.db out of the repo
     results = [
-        run(env, seed, args.eval_every, args.max_steps) for env in args.envs for seed in args.seeds
+        run(env, seed, args.eval_every, args.max_episodes)
+        for env in args.envs
+        for seed in args.seeds
     ]
     print(f"\n{'env':<22}{'seed':>5}{'solved':>8}{'steps':>9}{'episodes':>10}{'wall s':>9}")
     for r in results:
