@@ -19,6 +19,7 @@ MODULES = (
     "velora.nn",
     "velora.training",
     "velora.buffer",
+    "velora.cli",
 )
 
 

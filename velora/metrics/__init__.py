@@ -1,7 +1,27 @@
 """Offline metrics: every `train()` appends its episodes to a SQLite `metrics.db`."""
 
 from velora.metrics.db import get_db_engine
+from velora.metrics.report import (
+    RunData,
+    RunSummary,
+    list_runs,
+    load_runs,
+    plot_runs,
+    write_html_report,
+)
 from velora.metrics.tables import Episode, Experiment
 from velora.metrics.writer import EpisodeRecord, MetricsWriter
 
-__all__ = ["Experiment", "Episode", "get_db_engine", "MetricsWriter", "EpisodeRecord"]
+__all__ = [
+    "Experiment",
+    "Episode",
+    "get_db_engine",
+    "MetricsWriter",
+    "EpisodeRecord",
+    "RunSummary",
+    "RunData",
+    "list_runs",
+    "load_runs",
+    "plot_runs",
+    "write_html_report",
+]

@@ -1,0 +1,178 @@
+"""`velora train`: build a NeuroFlow agent, train it with the chosen callbacks, say where
+everything went."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from velora.cli.common import CLIError, console
+
+AGENT = "Agent"
+TRAINING = "Training"
+STOPPING = "Early stopping"
+FILES = "Checkpoints and videos"
+TRACKING = "Tracking"
+
+
+def train(
+    env_id: Annotated[str, typer.Argument(help="Gymnasium env id, e.g. CartPole-v1.")],
+    actor_neurons: Annotated[
+        int, typer.Option(help="Decision neurons of the liquid actor.", rich_help_panel=AGENT)
+    ] = 20,
+    critic_neurons: Annotated[
+        int, typer.Option(help="Decision neurons of each critic.", rich_help_panel=AGENT)
+    ] = 128,
+    buffer_size: Annotated[
+        int, typer.Option(help="Replay buffer capacity.", rich_help_panel=AGENT)
+    ] = 1_000_000,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (random if unset).", rich_help_panel=AGENT)
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Torch device (cuda:0 if available, else cpu).", rich_help_panel=AGENT),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Batch size of each update.", rich_help_panel=TRAINING)
+    ] = 128,
+    episodes: Annotated[
+        int, typer.Option(help="Episodes to train for (at most).", rich_help_panel=TRAINING)
+    ] = 10_000,
+    max_steps: Annotated[
+        int, typer.Option(help="Steps after which an episode is cut.", rich_help_panel=TRAINING)
+    ] = 1000,
+    warmup_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Random steps before learning \\[default: 2 x batch size].",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,  # fmt: skip
+    log_freq: Annotated[
+        int, typer.Option(help="Write metrics every N episodes.", rich_help_panel=TRAINING)
+    ] = 10,
+    display_count: Annotated[
+        int, typer.Option(help="Print progress every N episodes.", rich_help_panel=TRAINING)
+    ] = 100,
+    window_size: Annotated[
+        int, typer.Option(help="Episodes in the reward moving average.", rich_help_panel=TRAINING)
+    ] = 100,
+    db: Annotated[
+        Path, typer.Option(help="Metrics database to append to.", rich_help_panel=TRAINING)
+    ] = Path("metrics.db"),
+    target: Annotated[
+        float | None,
+        typer.Option(help="Stop once the return reaches this...", rich_help_panel=STOPPING),
+    ] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            help="...on this many episodes in a row \\[default: 3].", rich_help_panel=STOPPING
+        ),
+    ] = None,  # fmt: skip
+    checkpoints: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIRNAME", help="Save to checkpoints/DIRNAME/saves/.", rich_help_panel=FILES
+        ),
+    ] = None,  # fmt: skip
+    frequency: Annotated[
+        int, typer.Option(help="Checkpoint (and video) every N episodes.", rich_help_panel=FILES)
+    ] = 100,
+    buffer: Annotated[
+        bool, typer.Option(help="Save the replay buffer with checkpoints.", rich_help_panel=FILES)
+    ] = False,
+    record_videos: Annotated[
+        bool,
+        typer.Option(
+            "--record-videos",
+            help="Record videos into checkpoints/DIRNAME/videos/.",
+            rich_help_panel=FILES,
+        ),
+    ] = False,  # fmt: skip
+    videos: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIRNAME",
+            help="Record videos into checkpoints/DIRNAME/videos/ (default DIRNAME: --checkpoints).",
+            rich_help_panel=FILES,
+        ),
+    ] = None,  # fmt: skip
+    video_frequency: Annotated[
+        int | None,
+        typer.Option(
+            help="Record every N episodes \\[default: --frequency].", rich_help_panel=FILES
+        ),
+    ] = None,  # fmt: skip
+    comet: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PROJECT",
+            help="Log to this Comet project (velora\\[comet]).",
+            rich_help_panel=TRACKING,
+        ),
+    ] = None,  # fmt: skip
+) -> None:
+    """Train a NeuroFlow agent on ENV_ID; metrics go to the --db database."""
+    if patience is not None and target is None:
+        raise CLIError("--patience needs --target (the return to reach).")
+    video_dir = videos or (checkpoints if record_videos else None)
+    if record_videos and video_dir is None:
+        raise CLIError("--record-videos needs --checkpoints DIRNAME or --videos DIRNAME.")
+
+    # Heavy imports (torch, gymnasium) only once the arguments are known to make sense.
+    from velora.callbacks import CometAnalytics, EarlyStopping, RecordVideos, SaveCheckpoints
+    from velora.gym import env_name
+    from velora.models import NeuroFlow
+    from velora.training import train_agent
+
+    callbacks = []
+    if target is not None:
+        callbacks.append(EarlyStopping(target, patience=3 if patience is None else patience))
+    saver = None
+    if checkpoints is not None:
+        saver = SaveCheckpoints(checkpoints, frequency=frequency, buffer=buffer)
+        callbacks.append(saver)
+    recorder = None
+    if video_dir is not None:
+        recorder = RecordVideos(video_dir, frequency=video_frequency or frequency)
+        callbacks.append(recorder)
+    if comet is not None:
+        callbacks.append(CometAnalytics(comet))
+
+    agent = NeuroFlow(
+        env_id, actor_neurons, critic_neurons, buffer_size=buffer_size, device=device, seed=seed
+    )
+    interrupted = False
+    try:
+        train_agent(
+            agent,
+            batch_size,
+            n_episodes=episodes,
+            callbacks=callbacks,
+            log_freq=log_freq,
+            display_count=display_count,
+            window_size=window_size,
+            max_steps=max_steps,
+            warmup_steps=warmup_steps,
+            db_path=str(db),
+        )
+    except KeyboardInterrupt:  # finished episodes and the final checkpoint are saved
+        interrupted = True
+
+    out = console()
+    if interrupted:
+        out.print("Training interrupted (Ctrl-C).")
+    db_option = "" if db == Path("metrics.db") else f" --db {db}"
+    if agent.experiment_id is not None:
+        out.print(f"Metrics:     run {agent.experiment_id} in {db.resolve()}")
+        out.print(f"             velora report {agent.experiment_id}{db_option}")
+    if saver is not None:
+        final = saver.saves_dir / f"{env_name(env_id)}_final"
+        out.print(f"Checkpoints: {saver.saves_dir.resolve()}")
+        out.print(f"             velora eval {final}")
+    if recorder is not None:
+        out.print(f"Videos:      {recorder.videos_dir.resolve()}")
+    if interrupted:
+        raise typer.Exit(130)
