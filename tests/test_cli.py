@@ -211,7 +211,7 @@ def test_envs_filters_by_action_type(capfd):
         ("report text db", ["text.db is not a Velora metrics database"]),
         ("unknown run", ["no run with id 42", "run ids there: 1..1"]),
         ("bad suffix", ["--out must end in"]),
-        ("patience alone", ["--patience needs --target"]),
+        ("patience alone", ["--patience and --eval-every need --target"]),
         ("videos without folder", ["--record-videos needs --checkpoints"]),
     ],
 )

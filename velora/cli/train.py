@@ -68,7 +68,15 @@ def train(
     patience: Annotated[
         int | None,
         typer.Option(
-            help="...on this many episodes in a row \\[default: 3].", rich_help_panel=STOPPING
+            help="...on this many checks in a row \\[default: 3].", rich_help_panel=STOPPING
+        ),
+    ] = None,  # fmt: skip
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            help="Check a 5-episode deterministic evaluation every N episodes instead of "
+            "each training return.",
+            rich_help_panel=STOPPING,
         ),
     ] = None,  # fmt: skip
     checkpoints: Annotated[
@@ -115,8 +123,8 @@ def train(
     ] = None,  # fmt: skip
 ) -> None:
     """Train a NeuroFlow agent on ENV_ID; metrics go to the --db database."""
-    if patience is not None and target is None:
-        raise CLIError("--patience needs --target (the return to reach).")
+    if (patience is not None or eval_every is not None) and target is None:
+        raise CLIError("--patience and --eval-every need --target (the return to reach).")
     video_dir = videos or (checkpoints if record_videos else None)
     if record_videos and video_dir is None:
         raise CLIError("--record-videos needs --checkpoints DIRNAME or --videos DIRNAME.")
@@ -129,7 +137,11 @@ def train(
 
     callbacks = []
     if target is not None:
-        callbacks.append(EarlyStopping(target, patience=3 if patience is None else patience))
+        callbacks.append(
+            EarlyStopping(
+                target, patience=3 if patience is None else patience, eval_every=eval_every
+            )
+        )
     saver = None
     if checkpoints is not None:
         saver = SaveCheckpoints(checkpoints, frequency=frequency, buffer=buffer)
