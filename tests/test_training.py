@@ -416,3 +416,16 @@ def test_updates_per_step_takes_that_many_gradient_steps(register_env, monkeypat
     assert agent.config.train.updates_per_step == 3
     with pytest.raises(ValueError, match="updates_per_step"):
         agent.train(16, n_episodes=1, updates_per_step=0)
+
+
+class FailingLog(TrainCallback):
+    def on_log(self, state, records):
+        raise RuntimeError("tracker down")
+
+
+def test_a_failing_on_log_does_not_write_episodes_twice(register_env):
+    env_id = register_env(spaces.Discrete(2), episode_len=10)
+    agent = NeuroFlow(env_id, **TINY, seed=0)
+    with pytest.raises(RuntimeError, match="tracker down"):
+        agent.train(16, n_episodes=5, log_freq=2, callbacks=[FailingLog()])
+    assert [r.episode_num for r in episode_rows()] == [1, 2]

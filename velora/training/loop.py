@@ -291,8 +291,9 @@ def _write(
     for record in pending:
         writer.add(record)
     writer.flush()
-    _call(callbacks, "on_log", state, tuple(pending))
-    pending.clear()
+    written = tuple(pending)
+    pending.clear()  # before the hooks: one that raises must not get them written twice
+    _call(callbacks, "on_log", state, written)
 
 
 def _run_episode(
