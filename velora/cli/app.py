@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from velora.cli import evaluate, runs, train
+from velora.cli import evaluate, runs, sweep, train
 from velora.cli.common import CLIError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command("eval", no_args_is_help=True)(evaluate.evaluate)
 app.command("envs")(runs.envs)
 app.command("runs")(runs.list_runs)
 app.command("report")(runs.report)
+app.command("sweep", no_args_is_help=True)(sweep.sweep)
 
 
 # Errors that mean "your input is wrong" rather than "Velora has a bug": unknown env ids,
