@@ -6,11 +6,11 @@ run. Comet examples log offline into the temp dir, and nothing may open a connec
 """
 
 import os
-import re
 import socket
 from pathlib import Path
 
 import pytest
+from markdown_blocks import python_blocks
 
 # comet_ml turns on Sentry error reports (network) for a random half of its imports;
 # it reads this setting once, at import.
@@ -20,16 +20,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 #: Pages about the command line only: their examples are shell commands.
 CLI_PAGES = {"cli.md"}
-
-
-def python_blocks(text: str) -> list[str]:
-    """The ```python blocks of a Markdown page, dedented out of lists and admonitions."""
-    blocks = []
-    for match in re.finditer(r"^([ \t]*)```python[ \t]*\n(.*?)^\1```", text, re.S | re.M):
-        indent = match.group(1)
-        lines = match.group(2).splitlines()
-        blocks.append("\n".join(line.removeprefix(indent) for line in lines))
-    return blocks
 
 
 def test_the_guide_has_pages_with_examples():

@@ -6,23 +6,13 @@ would run them. One block uses `...` as a placeholder for "your usual arguments"
 there, the placeholder becomes the batch size of the page's first snippet.
 """
 
-import re
 from pathlib import Path
 
 import pytest
+from markdown_blocks import python_blocks
 
 SEED_PAGE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "callbacks.md"
 PLACEHOLDER_CALL = "model.train(..., callbacks=callbacks)"
-
-
-def python_blocks(text: str) -> list[str]:
-    """The ```python blocks of a Markdown page, dedented out of admonitions."""
-    blocks = []
-    for match in re.finditer(r"^([ \t]*)```python\n(.*?)^\1```", text, re.S | re.M):
-        indent = match.group(1)
-        lines = match.group(2).splitlines()
-        blocks.append("\n".join(line.removeprefix(indent) for line in lines))
-    return blocks
 
 
 @pytest.mark.slow
