@@ -8,6 +8,7 @@ through `velora.cli.main`, the console script's entry point, as each fresh inter
 would spend seconds of CPU importing torch again.
 """
 
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ from velora.cli import main
 TRAIN = [
     "train", "CartPole-v1", "--actor-neurons", "8", "--critic-neurons", "16",
     "--batch-size", "16", "--episodes", "6", "--checkpoints", "run1", "--frequency", "3",
-    "--seed", "0", "--buffer-size", "5000",
+    "--seed", "0", "--buffer-size", "5000", "--updates-per-step", "2",
 ]  # fmt: skip
 FINAL = "checkpoints/run1/saves/CartPole_final"
 MEAN_STD = re.compile(r"return (-?\d+\.\d+) ± (\d+\.\d+) over (\d+) deterministic episodes")
@@ -71,6 +72,9 @@ def work(tmp_path_factory) -> Path:
     assert "run 1 in" in out and str(folder / "metrics.db") in out
     assert str(folder / "checkpoints" / "run1" / "saves") in out
     assert f"velora eval {FINAL}" in out
+    with sqlite3.connect(folder / "metrics.db") as db:
+        (config,) = db.execute("SELECT config FROM experiment").fetchone()
+    assert json.loads(config)["train"]["updates_per_step"] == 2
     return folder
 
 

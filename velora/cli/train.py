@@ -49,6 +49,10 @@ def train(
             rich_help_panel=TRAINING,
         ),
     ] = None,  # fmt: skip
+    updates_per_step: Annotated[
+        int,
+        typer.Option(help="Gradient steps after each env step.", rich_help_panel=TRAINING),
+    ] = 1,
     log_freq: Annotated[
         int, typer.Option(help="Write metrics every N episodes.", rich_help_panel=TRAINING)
     ] = 10,
@@ -133,7 +137,6 @@ def train(
     from velora.callbacks import CometAnalytics, EarlyStopping, RecordVideos, SaveCheckpoints
     from velora.gym import env_name
     from velora.models import NeuroFlow
-    from velora.training import train_agent
 
     callbacks = []
     if target is not None:
@@ -158,8 +161,7 @@ def train(
     )
     interrupted = False
     try:
-        train_agent(
-            agent,
+        agent.train(
             batch_size,
             n_episodes=episodes,
             callbacks=callbacks,
@@ -168,7 +170,8 @@ def train(
             window_size=window_size,
             max_steps=max_steps,
             warmup_steps=warmup_steps,
-            db_path=str(db),
+            updates_per_step=updates_per_step,
+            db_path=db,
         )
     except KeyboardInterrupt:  # finished episodes and the final checkpoint are saved
         interrupted = True

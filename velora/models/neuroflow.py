@@ -319,12 +319,13 @@ class NeuroFlow:
         max_steps: int = 1000,
         warmup_steps: int | None = None,
         updates_per_step: int = 1,
+        db_path: str | os.PathLike = "metrics.db",
     ) -> "TrainSummary":
         """Train for up to `n_episodes` episodes; see `velora.training.train_agent`.
 
         Acts at random for the first `warmup_steps` steps (default `2 * batch_size`), then
         takes `updates_per_step` gradient steps after every environment step. Every
-        episode is written to `metrics.db` (in batches of `log_freq`); a progress line is
+        episode is written to `db_path` (in batches of `log_freq`); a progress line is
         printed every `display_count` episodes; episodes are cut at `max_steps` steps.
         Returns a `TrainSummary`.
         """
@@ -342,6 +343,7 @@ class NeuroFlow:
             max_steps=max_steps,
             warmup_steps=warmup_steps,
             updates_per_step=updates_per_step,
+            db_path=str(db_path),
         )
 
     def __repr__(self) -> str:
