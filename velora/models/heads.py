@@ -98,10 +98,14 @@ class ContinuousHead(PolicyHead):
     def critic_in(self, state_dim: int) -> int:
         return state_dim + self.action_dim
 
+    def noise_like(self, mean: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise of the reparameterised sample (tests fix it)."""
+        return torch.randn_like(mean)
+
     def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
         mean, log_std = actor_output.chunk(2, dim=-1)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
-        noise = torch.zeros_like(mean) if deterministic else torch.randn_like(mean)
+        noise = torch.zeros_like(mean) if deterministic else self.noise_like(mean)
         u = mean + noise * log_std.exp()
         # Gaussian log-density of u, minus log|d tanh(u)/du| in its stable form
         # 2 * (log 2 - u - softplus(-2u)) (SpinningUp, Haarnoja et al. 2018 app. C).
