@@ -8,6 +8,7 @@ from torch import nn
 
 from velora.models.critic import CriticEnsemble
 from velora.nn import LiquidCell, LiquidNCPNetwork, NCPNetwork, SparseLinear, Wiring
+from velora.nn.activation import mish
 from velora.utils import active_parameters, soft_update, total_parameters
 
 MASK_NAMES = ("sensory_to_inter", "inter_to_command", "command_to_command", "command_to_motor")
@@ -470,6 +471,59 @@ def test_critic_ensemble_masked_weights_stay_zero():
     for weight, mask, old in zip(critics.weights, critics.masks(), before, strict=True):
         assert torch.all(weight[mask == 0] == 0.0)
         assert not torch.equal(weight[mask == 1], old[mask == 1])
+
+
+def test_critic_ensemble_frozen_pass_gives_input_grads_only():
+    """The actor loss's pass: same values, gradients to the input, none to the critics."""
+    torch.manual_seed(0)
+    critics = CriticEnsemble(6, 16, 1, n_critics=2, seed=3)
+    x = torch.randn(10, 6, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    frozen = critics(x, frozen=True)
+    frozen.sum().backward()
+    assert all(p.grad is None for p in critics.parameters())
+    reference = critics(x_ref)
+    reference.sum().backward()
+    assert all(p.grad is not None for p in critics.parameters())
+    assert torch.equal(frozen, reference)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)
+
+
+def test_critic_ensemble_load_zeroes_weights_outside_the_masks():
+    """Passes without weight gradients skip the masks, so loading keeps masked slots zero."""
+    torch.manual_seed(0)
+    critics = CriticEnsemble(6, 16, 1, n_critics=2, seed=3)
+    state = {k: v.clone() for k, v in critics.state_dict().items()}
+    for key in state:
+        if key.startswith("weights."):
+            state[key].fill_(0.5)  # a foreign state with weights in masked slots
+    critics.load_state_dict(state)
+    for weight, mask in zip(critics.weights, critics.masks(), strict=True):
+        assert torch.all(weight[mask == 0] == 0.0)
+        assert torch.all(weight[mask == 1] == 0.5)
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        no_grad_out = critics(x)
+    assert torch.allclose(no_grad_out, critics(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_mish_matches_torch_mish_and_its_gradient(dtype):
+    """The exp-only Mish and its hand-written backward agree with `F.mish` everywhere."""
+    x = torch.linspace(-60.0, 60.0, 5001, dtype=dtype).requires_grad_(True)
+    ref = x.detach().clone().requires_grad_(True)
+    out = mish(x)
+    out.sum().backward()
+    torch.nn.functional.mish(ref).sum().backward()
+    tol = {"atol": 1e-12, "rtol": 1e-12} if dtype == torch.float64 else {"atol": 5e-6, "rtol": 1e-5}
+    torch.testing.assert_close(out, torch.nn.functional.mish(ref.detach()), **tol)
+    torch.testing.assert_close(x.grad, ref.grad, **tol)
+    assert torch.isfinite(x.grad).all()
+    with torch.no_grad():  # the graph-free path computes the same values
+        torch.testing.assert_close(mish(x), out.detach(), atol=0.0, rtol=0.0)
+    assert torch.autograd.gradcheck(
+        mish, ((torch.randn(40, dtype=torch.float64) * 8).requires_grad_(True),)
+    )
 
 
 # --------------------------------------------------------------------------- utils

@@ -47,17 +47,40 @@ class CriticEnsemble(nn.Module):
         for i, stack in enumerate(layers):
             self.register_buffer(f"mask{i}", torch.stack([layer.mask for layer in stack]))
 
+        self.register_load_state_dict_post_hook(_zero_masked_weights)
+
     def masks(self) -> list[torch.Tensor]:
         return [self.mask0, self.mask1, self.mask2]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x` is `(batch, in_features)`, shared by every critic."""
+    def forward(self, x: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
+        """`x` is `(batch, in_features)`, shared by every critic.
+
+        `frozen=True` treats the weights as constants: gradients still flow to `x` (the
+        actor's actions) but none are computed for the critics' own parameters, which
+        the actor loss must not train anyway.
+
+        Weights outside the masks are exactly zero (set so at construction and after
+        loading; their gradients are masked), so only a pass that computes weight
+        gradients multiplies by the masks: that is what keeps those gradients masked.
+        """
+        train_weights = not frozen and torch.is_grad_enabled()
         h = x.expand(self.n_critics, *x.shape)
         last = len(self.weights) - 1
         for i, (weight, bias, mask) in enumerate(
             zip(self.weights, self.biases, self.masks(), strict=True)
         ):
-            h = torch.baddbmm(bias, h, (weight * mask).transpose(1, 2))
+            if train_weights:
+                weight = weight * mask
+            elif frozen:
+                weight, bias = weight.detach(), bias.detach()
+            h = torch.baddbmm(bias, h, weight.transpose(1, 2))
             if i < last:
                 h = mish(h)
         return h
+
+
+def _zero_masked_weights(module: CriticEnsemble, incompatible_keys: object) -> None:
+    """Hold the zero-outside-the-mask invariant for whatever weights were loaded."""
+    with torch.no_grad():
+        for weight, mask in zip(module.weights, module.masks(), strict=True):
+            weight.mul_(mask)

@@ -10,24 +10,43 @@ SAC losses are written once, in `velora.models.sac`.
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import NamedTuple
 
 import gymnasium as gym
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 class PolicySample(NamedTuple):
     """Actions in policy space, and the log-probs/weights of the policy expectation.
 
-    `action` is `(batch, action_dim)`; `log_prob` and `weights` are `(batch, k)` with
-    k = 1 for continuous heads (the sampled action) and k = n for discrete heads.
+    `action` is `(batch, action_dim)`; `log_prob` is `(batch, k)` with k = 1 for
+    continuous heads (the sampled action) and k = n for discrete heads, where `weights`
+    holds the `(batch, n)` probabilities. `weights` is None for a single sampled action
+    (weight 1), and `action` is None where the expectation needs no drawn action
+    (discrete heads in the update).
     """
 
-    action: torch.Tensor
+    action: torch.Tensor | None
     log_prob: torch.Tensor
-    weights: torch.Tensor
+    weights: torch.Tensor | None
+
+    def expect(self, values: torch.Tensor) -> torch.Tensor:
+        """E_pi[values] per row, `(batch,)`, for `values` shaped like `log_prob`."""
+        if self.weights is None:
+            return values[..., 0]
+        return (self.weights * values).sum(dim=-1)
+
+    def split(self, n: int) -> tuple["PolicySample", "PolicySample"]:
+        """The first `n` rows and the rest, e.g. states and next states of one pass."""
+        head = [None if t is None else t[:n] for t in self]
+        tail = [None if t is None else t[n:] for t in self]
+        return PolicySample(*head), PolicySample(*tail)
+
+
+#: a critic as the heads call it: `(batch, in_features)` in, `(n_critics, batch, k)` out.
+Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 class PolicyHead(ABC):
@@ -52,16 +71,18 @@ class PolicyHead(ABC):
     def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
         """Draw (or, deterministically, pick the most likely) actions."""
 
+    def expectation(self, actor_output: torch.Tensor) -> PolicySample:
+        """The terms of the expectations over the policy that the SAC losses take."""
+        return self.sample(actor_output)
+
     @abstractmethod
     def q_values(
-        self, critic: nn.Module, states: torch.Tensor, action: torch.Tensor
+        self, critic: Critic, states: torch.Tensor, action: torch.Tensor | None
     ) -> torch.Tensor:
         """Q for the policy expectation: `(n_critics, batch, k)`, matching `PolicySample`."""
 
     @abstractmethod
-    def taken_q(
-        self, critic: nn.Module, states: torch.Tensor, actions: torch.Tensor
-    ) -> torch.Tensor:
+    def taken_q(self, critic: Critic, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q of stored actions: `(n_critics, batch, 1)`."""
 
     @abstractmethod
@@ -89,6 +110,8 @@ class ContinuousHead(PolicyHead):
         self.actor_out = 2 * self.action_dim
         self.critic_out = 1
         self.target_entropy = -float(self.action_dim)
+        # The constant terms of the log-density: per dim 0.5 log(2 pi) + 2 log 2.
+        self._log_prob_offset = self.action_dim * (0.5 * math.log(2 * math.pi) + 2 * math.log(2))
         self.log_std_min, self.log_std_max = log_std
         low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
         high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
@@ -106,24 +129,21 @@ class ContinuousHead(PolicyHead):
         mean, log_std = actor_output.chunk(2, dim=-1)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
         noise = torch.zeros_like(mean) if deterministic else self.noise_like(mean)
-        u = mean + noise * log_std.exp()
+        u = torch.addcmul(mean, noise, log_std.exp())
         # Gaussian log-density of u, minus log|d tanh(u)/du| in its stable form
         # 2 * (log 2 - u - softplus(-2u)) (SpinningUp, Haarnoja et al. 2018 app. C).
-        log_prob = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-        log_prob = log_prob - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
-        action = torch.tanh(u)
-        return PolicySample(
-            action, log_prob.sum(dim=-1, keepdim=True), torch.ones_like(action[:, :1])
-        )
+        log_prob = torch.addcmul(log_std, noise, noise, value=0.5).neg_()
+        log_prob = log_prob.add_(u + F.softplus(-2.0 * u), alpha=2.0)
+        log_prob = log_prob.sum(dim=-1, keepdim=True) - self._log_prob_offset
+        return PolicySample(torch.tanh(u), log_prob, None)
 
     def q_values(
-        self, critic: nn.Module, states: torch.Tensor, action: torch.Tensor
+        self, critic: Critic, states: torch.Tensor, action: torch.Tensor | None
     ) -> torch.Tensor:
+        assert action is not None, "a continuous expectation is over the sampled action"
         return critic(torch.cat((states, action), dim=-1))
 
-    def taken_q(
-        self, critic: nn.Module, states: torch.Tensor, actions: torch.Tensor
-    ) -> torch.Tensor:
+    def taken_q(self, critic: Critic, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return critic(torch.cat((states, actions), dim=-1))
 
     def random_action(self, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -159,14 +179,17 @@ class DiscreteHead(PolicyHead):
             action = torch.multinomial(probs, 1)
         return PolicySample(action, log_prob, probs)
 
+    def expectation(self, actor_output: torch.Tensor) -> PolicySample:
+        """Exact sums over all actions: nothing is drawn."""
+        log_prob = F.log_softmax(actor_output, dim=-1)
+        return PolicySample(None, log_prob, log_prob.exp())
+
     def q_values(
-        self, critic: nn.Module, states: torch.Tensor, action: torch.Tensor
+        self, critic: Critic, states: torch.Tensor, action: torch.Tensor | None
     ) -> torch.Tensor:
         return critic(states)
 
-    def taken_q(
-        self, critic: nn.Module, states: torch.Tensor, actions: torch.Tensor
-    ) -> torch.Tensor:
+    def taken_q(self, critic: Critic, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         q = critic(states)
         return q.gather(-1, actions.long().expand(q.shape[0], -1, -1))
 

@@ -18,8 +18,9 @@ from velora.models.config import AgentConfig
 from velora.models.critic import CriticEnsemble
 from velora.models.heads import PolicyHead, make_head
 from velora.models.persistence import load_agent, save_agent
+from velora.models.sac import sac_update
 from velora.nn import LiquidNCPNetwork
-from velora.utils import active_parameters, set_device, set_seed, soft_update, total_parameters
+from velora.utils import active_parameters, set_device, set_seed, total_parameters
 from velora.utils.checks import check_int, check_positive
 
 if TYPE_CHECKING:
@@ -270,42 +271,7 @@ class NeuroFlow:
         Returns the detached losses `[actor, critic, entropy]` as one tensor on the
         device, so callers can accumulate them without syncing.
         """
-        batch = self.buffer.sample(batch_size)
-        alpha = self.log_alpha.detach().exp()
-
-        # Critic: soft Bellman target from the target critics (clipped double Q).
-        with torch.no_grad():
-            next_output, _ = self.actor(batch.next_states, batch.next_hidden)
-            next_pi = self.head.sample(next_output)
-            next_q = self.head.q_values(self.critic_target, batch.next_states, next_pi.action)
-            next_v = next_pi.weights * (next_q.min(dim=0).values - alpha * next_pi.log_prob)
-            target_q = batch.rewards + self.gamma * (1.0 - batch.dones) * next_v.sum(
-                dim=-1, keepdim=True
-            )
-        current_q = self.head.taken_q(self.critic, batch.states, batch.actions)
-        critic_loss = 0.5 * (current_q - target_q).pow(2).mean(dim=(1, 2)).sum()
-        self.critic_optim.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optim.step()
-
-        # Actor: maximise E_pi[min Q - alpha * log pi].
-        output, _ = self.actor(batch.states, batch.hidden)
-        pi = self.head.sample(output)
-        q_pi = self.head.q_values(self.critic, batch.states, pi.action).min(dim=0).values
-        actor_loss = (pi.weights * (alpha * pi.log_prob - q_pi)).sum(dim=-1).mean()
-        self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optim.step()
-
-        # Temperature: push the policy's entropy towards the target.
-        expected_log_prob = (pi.weights * pi.log_prob).sum(dim=-1).detach()
-        entropy_loss = -(self.log_alpha * (expected_log_prob + self.head.target_entropy)).mean()
-        self.entropy_optim.zero_grad(set_to_none=True)
-        entropy_loss.backward()
-        self.entropy_optim.step()
-
-        soft_update(self.critic, self.critic_target, self.tau)
-        return torch.stack((actor_loss, critic_loss, entropy_loss)).detach()
+        return sac_update(self, self.buffer.sample(batch_size))
 
     def train(
         self,

@@ -1,38 +1,48 @@
-"""Mish, computed with one exp instead of softplus + tanh.
+"""Mish, computed from one exp with a hand-written backward.
 
-mish(x) = x * tanh(softplus(x)); with n = e^x, tanh(log(1 + n)) = n(n + 2) / (n(n + 2) + 2).
-The forward needs one `exp` and a few arithmetic ops, and the backward reuses them:
-d/dx = tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)^2), with sigmoid(x) = n / (n + 1).
-On the small tensors of NCP networks this is about twice as fast as `F.mish` on CPU
-and agrees with it to float32 rounding.
+mish(x) = x * tanh(softplus(x)). With e = exp(x) and q = e(e + 2) + 2,
+tanh(softplus(x)) = 1 - 2/q, so mish(x) = x - 2x/q, and
+d mish/dx = e * ((e + 2) q + 4x(e + 1)) / q^2.
+Forward and backward are a handful of elementwise ops each; on the small tensors of NCP
+networks this is about twice as fast as `F.mish` on CPU (which evaluates tanh and log1p
+per element) and agrees with it to float32 rounding.
 """
 
 import torch
 from torch import nn
 
-# Beyond this, tanh(softplus(x)) == 1 in float32 and e^x would overflow in float16.
+# Beyond this mish(x) == x in float32; clamping keeps q^2 finite in the backward.
 _CLAMP = 20.0
+
+
+def _mish_terms(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """e = exp(x), e + 2 and q = e(e + 2) + 2."""
+    e = x.clamp(max=_CLAMP).exp_()
+    e_plus_2 = e + 2.0
+    return e, e_plus_2, (e * e_plus_2).add_(2.0)
 
 
 class _Mish(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        n = torch.exp(x.clamp(max=_CLAMP))
-        t = n * (n + 2.0)
-        tanh_sp = t / (t + 2.0)
-        ctx.save_for_backward(x, n, tanh_sp)
-        return x * tanh_sp
+        e, e_plus_2, q = _mish_terms(x)
+        ctx.save_for_backward(x, e, e_plus_2, q)
+        return torch.addcdiv(x, x, q, value=-2.0)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        x, n, tanh_sp = ctx.saved_tensors
-        sigmoid = n / (n + 1.0)
-        return grad * (tanh_sp + x * sigmoid * (1.0 - tanh_sp * tanh_sp))
+        x, e, e_plus_2, q = ctx.saved_tensors
+        slope = (e_plus_2 * q).addcmul_(x, e + 1.0, value=4.0).mul_(e)
+        return slope.div_(q * q).mul_(grad)
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
     """Mish activation (Misra, 2019), exp-only form with a hand-written backward."""
-    return _Mish.apply(x)
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Mish.apply(x)
+    # No graph to record (acting, target critics): skip the autograd.Function overhead.
+    _, _, q = _mish_terms(x)
+    return torch.addcdiv(x, x, q, value=-2.0)
 
 
 class Mish(nn.Module):

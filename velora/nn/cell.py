@@ -73,7 +73,8 @@ class LiquidCell(nn.Module):
         else:
             ff1, ff2, time_a, time_b, projection = heads
             ff1, ff2 = torch.tanh(ff1), torch.tanh(ff2)
-            t_interp = torch.sigmoid(time_a * ts + time_b)
+            unit_step = isinstance(ts, int | float) and ts == 1  # skip a multiply by 1
+            t_interp = torch.sigmoid(time_a + time_b if unit_step else time_a * ts + time_b)
             if self.mode == "default":
                 new_hidden = torch.lerp(ff1, ff2, t_interp)
             else:
