@@ -128,6 +128,60 @@ def test_ring_wraps_around_keeping_newest_capacity_transitions():
     assert torch.equal(rows, torch.stack([expected_row(i) for i in range(7, 12)]))
 
 
+def add_batch(buffer: ReplayBuffer, ids) -> None:
+    """Transitions `ids` in one `add_batch` call: rewards and dones as `(n,)` vectors."""
+    ts = [transition(i) for i in ids]
+    buffer.add_batch(
+        torch.stack([t["state"] for t in ts]),
+        torch.stack([t["action"] for t in ts]),
+        torch.tensor([t["reward"] for t in ts]),
+        torch.stack([t["next_state"] for t in ts]),
+        torch.tensor([t["done"] for t in ts]),
+        torch.cat([t["hidden"] for t in ts]),
+        torch.stack([t["next_hidden"] for t in ts]),
+    )
+
+
+@pytest.mark.parametrize(
+    "before, batch, capacity",
+    [(0, 3, 5), (2, 3, 5), (3, 4, 5), (4, 6, 5), (1, 12, 5), (0, 5, 5)],
+    ids=["fits", "fills-exactly", "wraps", "wraps-full", "more-than-capacity", "all"],
+)
+def test_add_batch_equals_adding_one_by_one(before, batch, capacity):
+    one_by_one, batched = new_buffer(capacity), new_buffer(capacity)
+    fill(one_by_one, range(before + batch))
+    fill(batched, range(before))
+    add_batch(batched, range(before, before + batch))
+    assert len(batched) == len(one_by_one) == min(before + batch, capacity)
+    assert batched.position == one_by_one.position
+    assert torch.equal(batched.storage, one_by_one.storage)
+    newest = range(max(0, before + batch - capacity), before + batch)
+    rows = batched.state_dict()["transitions"]
+    assert torch.equal(rows, torch.stack([expected_row(i) for i in newest]))
+    # And the next single add lands where it would have.
+    one_by_one.add(**transition(99))
+    batched.add(**transition(99))
+    assert torch.equal(batched.storage, one_by_one.storage)
+
+
+def test_add_batch_takes_integer_actions_and_rejects_wrong_widths():
+    buffer = ReplayBuffer(4, 2, 1, 3)
+    buffer.add_batch(
+        torch.zeros(2, 2),
+        torch.tensor([[3], [1]]),  # discrete action indices, int64
+        torch.zeros(2, 1),
+        torch.zeros(2, 2),
+        torch.tensor([True, False]),
+        torch.zeros(2, 3),
+        torch.zeros(2, 3),
+    )
+    assert buffer.storage[:2, 2].tolist() == [3.0, 1.0]
+    assert buffer.storage[:2, 6].tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="values per row"):
+        buffer.add_batch(*(torch.zeros(2, 1),) * 7)
+    assert len(buffer) == 2
+
+
 def test_exactly_full_buffer_keeps_everything():
     buffer = new_buffer(4)
     fill(buffer, range(4))

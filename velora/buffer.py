@@ -91,6 +91,48 @@ class ReplayBuffer:
         self.position = (self.position + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def add_batch(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        next_states: torch.Tensor,
+        dones: torch.Tensor,
+        hidden: torch.Tensor,
+        next_hidden: torch.Tensor,
+    ) -> None:
+        """Store `n` transitions at once (e.g. one step of `n` vectorised envs).
+
+        Every argument has `n` rows in its first dimension (rewards and dones may be
+        `(n,)` or `(n, 1)`). The rows are joined and written with one indexing op,
+        wrapping around the end of the ring; if `n` exceeds the capacity only the last
+        `capacity` rows are kept, as `n` calls to `add` would.
+        """
+        n = states.shape[0]
+        rows = torch.cat(
+            [
+                torch.as_tensor(field, device=self.device).reshape(n, -1).float()
+                for field in (states, actions, rewards, next_states, dones, hidden, next_hidden)
+            ],
+            dim=1,
+        )
+        if rows.shape[1] != self.storage.shape[1]:
+            raise ValueError(
+                f"transitions have {rows.shape[1]} values per row, expected "
+                f"{self.storage.shape[1]} (widths {self.widths})."
+            )
+        if n > self.capacity:  # only the newest `capacity` rows would survive
+            self.position = (self.position + n - self.capacity) % self.capacity
+            rows, n = rows[-self.capacity :], self.capacity
+        end = self.position + n
+        if end <= self.capacity:
+            self.storage[self.position : end] = rows
+        else:
+            index = torch.arange(self.position, end, device=self.device) % self.capacity
+            self.storage[index] = rows
+        self.position = end % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
     def sample(self, batch_size: int) -> Batch:
         """A uniform random batch, drawn with the global torch generator."""
         if self.size < batch_size:

@@ -51,7 +51,18 @@ def train(
     ] = None,  # fmt: skip
     updates_per_step: Annotated[
         int,
-        typer.Option(help="Gradient steps after each env step.", rich_help_panel=TRAINING),
+        typer.Option(
+            help="Gradient steps after each env step (each vector step with --n-envs).",
+            rich_help_panel=TRAINING,
+        ),
+    ] = 1,
+    n_envs: Annotated[
+        int,
+        typer.Option(
+            help="Envs stepped together (a vector env); updates per transition become "
+            "updates-per-step / n-envs.",
+            rich_help_panel=TRAINING,
+        ),
     ] = 1,
     log_freq: Annotated[
         int, typer.Option(help="Write metrics every N episodes.", rich_help_panel=TRAINING)
@@ -132,6 +143,8 @@ def train(
     video_dir = videos or (checkpoints if record_videos else None)
     if record_videos and video_dir is None:
         raise CLIError("--record-videos needs --checkpoints DIRNAME or --videos DIRNAME.")
+    if video_dir is not None and n_envs > 1:
+        raise CLIError("videos record one env; use --n-envs 1 with --record-videos/--videos.")
 
     # Heavy imports (torch, gymnasium) only once the arguments are known to make sense.
     from velora.callbacks import CometAnalytics, EarlyStopping, RecordVideos, SaveCheckpoints
@@ -171,6 +184,7 @@ def train(
             max_steps=max_steps,
             warmup_steps=warmup_steps,
             updates_per_step=updates_per_step,
+            n_envs=n_envs,
             db_path=db,
         )
     except KeyboardInterrupt:  # finished episodes and the final checkpoint are saved

@@ -16,6 +16,7 @@ class TrainConfig(BaseModel):
     max_steps: int
     warmup_steps: int
     updates_per_step: int = 1
+    n_envs: int = 1
     callbacks: dict[str, dict] = {}
 
 

@@ -68,12 +68,15 @@ class PolicyHead(ABC):
         """Size of the critic's input."""
 
     @abstractmethod
-    def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
-        """Draw (or, deterministically, pick the most likely) actions."""
+    def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Policy-space actions: drawn, or deterministically the most likely ones.
 
+        Only the action, none of the log-probability terms: this runs every env step.
+        """
+
+    @abstractmethod
     def expectation(self, actor_output: torch.Tensor) -> PolicySample:
         """The terms of the expectations over the policy that the SAC losses take."""
-        return self.sample(actor_output)
 
     @abstractmethod
     def q_values(
@@ -125,10 +128,20 @@ class ContinuousHead(PolicyHead):
         """Standard normal noise of the reparameterised sample (tests fix it)."""
         return torch.randn_like(mean)
 
-    def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
+    def _mean_log_std(self, actor_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = actor_output.chunk(2, dim=-1)
-        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
-        noise = torch.zeros_like(mean) if deterministic else self.noise_like(mean)
+        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+
+    def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        mean, log_std = self._mean_log_std(actor_output)
+        if deterministic:
+            return torch.tanh(mean)
+        return torch.tanh(torch.addcmul(mean, self.noise_like(mean), log_std.exp()))
+
+    def expectation(self, actor_output: torch.Tensor) -> PolicySample:
+        """One reparameterised sample (weight 1) and its log-density."""
+        mean, log_std = self._mean_log_std(actor_output)
+        noise = self.noise_like(mean)
         u = torch.addcmul(mean, noise, log_std.exp())
         # Gaussian log-density of u, minus log|d tanh(u)/du| in its stable form
         # 2 * (log 2 - u - softplus(-2u)) (SpinningUp, Haarnoja et al. 2018 app. C).
@@ -170,14 +183,10 @@ class DiscreteHead(PolicyHead):
     def critic_in(self, state_dim: int) -> int:
         return state_dim
 
-    def sample(self, actor_output: torch.Tensor, deterministic: bool = False) -> PolicySample:
-        log_prob = F.log_softmax(actor_output, dim=-1)
-        probs = log_prob.exp()
+    def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         if deterministic:
-            action = probs.argmax(dim=-1, keepdim=True)
-        else:
-            action = torch.multinomial(probs, 1)
-        return PolicySample(action, log_prob, probs)
+            return actor_output.argmax(dim=-1, keepdim=True)
+        return torch.multinomial(F.softmax(actor_output, dim=-1), 1)
 
     def expectation(self, actor_output: torch.Tensor) -> PolicySample:
         """Exact sums over all actions: nothing is drawn."""

@@ -227,7 +227,7 @@ class NeuroFlow:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy-space actions `(batch, action_dim)` and the new hidden state for `state`."""
         output, new_hidden = self.actor(state, hidden)
-        return self.head.sample(output, deterministic).action, new_hidden
+        return self.head.act(output, deterministic), new_hidden
 
     def predict(
         self,
@@ -285,6 +285,7 @@ class NeuroFlow:
         max_steps: int = 1000,
         warmup_steps: int | None = None,
         updates_per_step: int = 1,
+        n_envs: int = 1,
         db_path: str | os.PathLike = "metrics.db",
     ) -> "TrainSummary":
         """Train for up to `n_episodes` episodes; see `velora.training.train_agent`.
@@ -294,6 +295,13 @@ class NeuroFlow:
         episode is written to `db_path` (in batches of `log_freq`); a progress line is
         printed every `display_count` episodes; episodes are cut at `max_steps` steps.
         Returns a `TrainSummary`.
+
+        `n_envs > 1` steps that many copies of the env together (a Gymnasium
+        `SyncVectorEnv`) for more environment throughput. The `updates_per_step`
+        gradient steps then follow every *vector* step of `n_envs` transitions, so each
+        transition gets `updates_per_step / n_envs` updates (raise `updates_per_step` to
+        keep the single-env ratio). `n_episodes` counts finished episodes over all
+        sub-envs; episodes still running when it is reached are dropped.
         """
         # The loop sits above the agent in the layers, so it is imported on use.
         from velora.training import train_agent
@@ -309,6 +317,7 @@ class NeuroFlow:
             max_steps=max_steps,
             warmup_steps=warmup_steps,
             updates_per_step=updates_per_step,
+            n_envs=n_envs,
             db_path=str(db_path),
         )
 

@@ -41,6 +41,7 @@ class TrainDisplay:
         rows = [
             ("Agent", f"{type(agent).__name__} ({agent.config.action_type})"),
             ("Env", state.env_id),
+            *([("Envs", f"{state.n_envs} (vector env)")] if state.n_envs > 1 else []),
             ("Episodes", f"{state.n_episodes:,} (from episode {state.start_episode + 1})"),
             ("Buffer", f"{agent.buffer.capacity:,} transitions"),
             ("Batch size", str(state.batch_size)),

@@ -3,12 +3,13 @@
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.wrappers import TimeLimit
 
 from velora.gym import add_core_env_wrappers, env_name, make_env
 from velora.metrics import EpisodeRecord, MetricsWriter
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 METRICS_DB = "metrics.db"
 LOSS_NAMES = ("actor_loss", "critic_loss", "entropy_loss")
+#: a finished episode as the runners yield it: (return, length, mean losses).
+FinishedEpisode = tuple[float, int, dict[str, float]]
 HOOKS = ("on_train_start", "on_step", "on_episode_end", "on_log", "on_train_end")
 
 
@@ -76,6 +79,7 @@ def train_agent(
     max_steps: int = 1000,
     warmup_steps: int | None = None,
     updates_per_step: int = 1,
+    n_envs: int = 1,
     db_path: str = METRICS_DB,
 ) -> TrainSummary:
     """Train `agent` with one gradient step per environment step.
@@ -88,8 +92,18 @@ def train_agent(
     `updates_per_step` gradient steps follow each environment step once learning starts
     (more reuse of each transition, at a proportional cost in time).
 
-    Callbacks' hooks run at training start, after each step, at each episode end, after
-    each metrics write, and at training end; a hook returning False stops training.
+    With `n_envs > 1` the agent acts in `n_envs` copies of the env at once (a Gymnasium
+    `SyncVectorEnv`, sub-env `i` seeded `seed + i` on the agent's first run): each
+    vector step stores `n_envs` transitions and counts `n_envs` steps, and is followed
+    by `updates_per_step` gradient steps (Stable-Baselines3's `gradient_steps`), so
+    there are `updates_per_step / n_envs` updates per transition. Episodes are still
+    recorded one by one, in the order they finish, until `n_episodes` have finished;
+    episodes still running then are dropped. Callbacks that render (`RecordVideos`)
+    need `n_envs=1`.
+
+    Callbacks' hooks run at training start, after each step (each vector step), at each
+    episode end, after each metrics write, and at training end; a hook returning False
+    stops training.
     """
     for name, value in (
         ("batch_size", batch_size),
@@ -99,6 +113,7 @@ def train_agent(
         ("window_size", window_size),
         ("max_steps", max_steps),
         ("updates_per_step", updates_per_step),
+        ("n_envs", n_envs),
     ):
         check_int(name, value)
     if warmup_steps is None:
@@ -110,6 +125,13 @@ def train_agent(
             f"batch_size ({batch_size}) is larger than the buffer ({agent.buffer.capacity})."
         )
     callbacks = _check_callbacks(callbacks)
+    if n_envs > 1:
+        for callback in callbacks:
+            if getattr(callback, "render_mode", None):
+                raise ValueError(
+                    f"{type(callback).__name__} records one env; use n_envs=1 "
+                    f"(got n_envs={n_envs})."
+                )
 
     callback_configs = {type(c).__name__: c.config() for c in callbacks if hasattr(c, "config")}
     agent.config = agent.config.model_copy(
@@ -123,6 +145,7 @@ def train_agent(
                 max_steps=max_steps,
                 warmup_steps=warmup_steps,
                 updates_per_step=updates_per_step,
+                n_envs=n_envs,
                 callbacks=callback_configs,
             )
         }
@@ -140,6 +163,7 @@ def train_agent(
         max_steps=max_steps,
         warmup_steps=warmup_steps,
         updates_per_step=updates_per_step,
+        n_envs=n_envs,
         start_episode=agent.episodes_done,
         start_step=agent.steps_done,
         episode=agent.episodes_done,
@@ -147,19 +171,23 @@ def train_agent(
     )
     # Callbacks check their own set-up (e.g. a checkpoint folder) before a run is recorded.
     _call(callbacks, "on_train_start", state)
-    env = _training_env(agent, callbacks)
+    env = _training_env(agent, callbacks) if n_envs == 1 else _vector_env(agent, n_envs, max_steps)
     state._update(env=env)
-    writer = MetricsWriter(db_path)
-    if agent.experiment_id is not None:
-        writer.resume(agent.experiment_id)
-    else:
-        agent.experiment_id = writer.start(
-            type(agent).__name__, agent.env_id, agent.config.model_dump_json()
-        )
-    state._update(experiment_id=agent.experiment_id)
     try:
-        with _cpu_threads(agent.device):
-            return _train(agent, state, writer, callbacks, db_path)
+        writer = MetricsWriter(db_path)
+        if agent.experiment_id is not None:
+            writer.resume(agent.experiment_id)
+        else:
+            agent.experiment_id = writer.start(
+                type(agent).__name__, agent.env_id, agent.config.model_dump_json()
+            )
+        state._update(experiment_id=agent.experiment_id)
+        if n_envs == 1:
+            episodes = _single_env_episodes(agent, state, callbacks)
+        else:
+            episodes = _vector_env_episodes(agent, state, callbacks)
+        with _cpu_threads(agent.device), closing(episodes):
+            return _train(agent, state, writer, callbacks, db_path, episodes)
     finally:
         if env is not agent.env:
             env.close()  # flushes any video a recording wrapper still holds
@@ -188,14 +216,41 @@ def _training_env(agent: "NeuroFlow", callbacks: list[Any]) -> gym.Env:
     return env
 
 
+def _vector_env(agent: "NeuroFlow", n_envs: int, max_steps: int) -> gym.vector.SyncVectorEnv:
+    """`n_envs` copies of the agent's env, each cut at `max_steps`, reset in the same step.
+
+    In `SAME_STEP` autoreset mode a finished sub-env is reset inside the step that ended
+    its episode: the step returns the new episode's first observation and puts the
+    episode's last one in `info["final_obs"]`.
+    """
+
+    def make() -> gym.Env:
+        return TimeLimit(make_env(agent.env_id), max_episode_steps=max_steps)
+
+    if agent.episodes_done == 0:
+        # Seed the single env's generator as its first reset would, so a later n_envs=1
+        # run on this agent draws reproducible episodes too.
+        agent.env.unwrapped.np_random, _ = gym.utils.seeding.np_random(agent.seed)
+    return gym.vector.SyncVectorEnv(
+        [make] * n_envs,
+        copy=False,  # each step's observations are copied out at once
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
 def _train(
     agent: "NeuroFlow",
     state: TrainState,
     writer: MetricsWriter,
     callbacks: list[Any],
     db_path: str,
+    episodes: Iterator[FinishedEpisode],
 ) -> TrainSummary:
-    """The episode loop proper, once the arguments are checked and the run is recorded."""
+    """The episode loop proper, once the arguments are checked and the run is recorded.
+
+    `episodes` plays the env(s) and yields each episode as it finishes; this loop does
+    the bookkeeping and decides when to stop asking for more.
+    """
     display_count = state.display_count
     display = TrainDisplay()
     display.start(state, [c.summary() for c in callbacks if hasattr(c, "summary")])
@@ -204,8 +259,7 @@ def _train(
     recent = deque(agent.recent_rewards, maxlen=state.window_size)
     reward_max = agent.reward_max if agent.reward_max is not None else float("-inf")
     try:
-        for _ in range(state.n_episodes):
-            reward, length, losses = _run_episode(agent, state, callbacks)
+        for reward, length, losses in episodes:
             agent.episodes_done += 1
             recent.append(reward)
             agent.recent_rewards = list(recent)
@@ -241,7 +295,9 @@ def _train(
             if not keep_going:
                 state._update(status="early_stopped")
                 break
-        else:
+            if done_here >= state.n_episodes:
+                break
+        if state.status == "running":
             state._update(status="completed")
     except KeyboardInterrupt:
         state._update(status="interrupted")
@@ -296,9 +352,15 @@ def _write(
     _call(callbacks, "on_log", state, written)
 
 
-def _run_episode(
+def _single_env_episodes(
     agent: "NeuroFlow", state: TrainState, callbacks: list[Any]
-) -> tuple[float, int, dict[str, float]]:
+) -> Iterator[FinishedEpisode]:
+    """Episodes played one after another in the agent's env (`n_envs=1`)."""
+    while True:
+        yield _run_episode(agent, state, callbacks)
+
+
+def _run_episode(agent: "NeuroFlow", state: TrainState, callbacks: list[Any]) -> FinishedEpisode:
     """Play one episode, learning after every step; returns (return, length, mean losses)."""
     env, head, buffer = state.env, agent.head, agent.buffer
     batch_size, warmup_steps, max_steps = state.batch_size, state.warmup_steps, state.max_steps
@@ -338,3 +400,81 @@ def _run_episode(
     else:
         means = [math.nan] * 3
     return total_reward, length, dict(zip(LOSS_NAMES, means, strict=True))
+
+
+def _vector_env_episodes(
+    agent: "NeuroFlow", state: TrainState, callbacks: list[Any]
+) -> Iterator[FinishedEpisode]:
+    """Episodes of `n_envs` sub-envs stepped together, yielded as they finish.
+
+    Per vector step: one actor call on the `(n_envs, obs_dim)` batch, one host copy of
+    the actions, one device copy of observations, rewards and dones, one buffer write
+    of `n_envs` rows, then `updates_per_step` updates. Python only loops over the
+    sub-envs whose episode just ended. Ends (after yielding that step's episodes) when
+    an `on_step` hook stops training.
+    """
+    envs, head, buffer, device = state.env, agent.head, agent.buffer, agent.device
+    n, batch_size, warmup_steps = state.n_envs, state.batch_size, state.warmup_steps
+    obs_dim = buffer.widths[0]
+    # The agent's first run is seeded like the single env's first reset (sub-env i gets
+    # seed + i); later runs continue from a seed the step count makes unique.
+    obs, _ = envs.reset(seed=agent.seed + agent.steps_done)
+    # A copy: with copy=False the vector env refills this array on every step.
+    states = torch.as_tensor(np.array(obs, dtype=np.float32), device=device)
+    hidden = agent.actor.initial_hidden(n)
+    returns = np.zeros(n)
+    lengths = np.zeros(n, dtype=np.int64)
+    loss_sum = torch.zeros(n, 3, device=device)  # every update adds to every row
+    n_updates = np.zeros(n, dtype=np.int64)
+    while True:
+        if agent.steps_done < warmup_steps:
+            with torch.no_grad():
+                _, next_hidden = agent.actor(states, hidden)
+            action = head.random_action(n, device)
+        else:
+            action, next_hidden = agent.act(states, hidden, deterministic=False)
+        obs, reward, terminated, truncated, info = envs.step(head.to_env(action).cpu().numpy())
+        finished = np.flatnonzero(terminated | truncated)
+        # One host row per sub-env, [obs to act on next | true next obs | reward | done],
+        # copied to the device at once. Fresh each step: on the CPU the tensor shares it.
+        packed = np.empty((n, 2 * obs_dim + 2), dtype=np.float32)
+        packed[:, :obs_dim] = obs
+        packed[:, obs_dim : 2 * obs_dim] = obs
+        for i in finished:  # the reset obs is in `obs`; the episode's last is in info
+            packed[i, obs_dim : 2 * obs_dim] = info["final_obs"][i]
+        packed[:, -2] = reward
+        packed[:, -1] = terminated
+        staged = torch.as_tensor(packed, device=device)
+        next_states = staged[:, obs_dim : 2 * obs_dim]
+        buffer.add_batch(
+            states, action, staged[:, -2], next_states, staged[:, -1], hidden, next_hidden
+        )
+        agent.steps_done += n
+        returns += reward
+        lengths += 1
+        if agent.steps_done > warmup_steps and len(buffer) >= batch_size:
+            for _ in range(state.updates_per_step):
+                loss_sum += agent.update(batch_size)
+            n_updates += state.updates_per_step
+        states, hidden = staged[:, :obs_dim], next_hidden
+        ended: list[FinishedEpisode] = []
+        if len(finished):
+            index = torch.as_tensor(finished, device=device)
+            sums = loss_sum.index_select(0, index).tolist()  # one read-back per step
+            for i, row in zip(finished, sums, strict=True):
+                count = int(n_updates[i])
+                means = [v / count for v in row] if count else [math.nan] * 3
+                losses = dict(zip(LOSS_NAMES, means, strict=True))
+                ended.append((float(returns[i]), int(lengths[i]), losses))
+            hidden = hidden.index_fill(0, index, 0.0)  # a new episode starts from zero
+            loss_sum.index_fill_(0, index, 0.0)
+            returns[finished] = 0.0
+            lengths[finished] = 0
+            n_updates[finished] = 0
+        if callbacks:
+            state._update(step=agent.steps_done)
+            if not _call(callbacks, "on_step", state):
+                state._update(status="early_stopped")
+        yield from ended
+        if state.status == "early_stopped":
+            return

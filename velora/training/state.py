@@ -28,13 +28,14 @@ class TrainState:
 
     Attributes:
         agent: the agent being trained.
-        env: the training environment.
+        env: the training environment (a `gymnasium.vector.SyncVectorEnv` of `n_envs`
+            sub-envs when `n_envs > 1`).
         env_id / env_name: the Gymnasium id and the id without namespace and version.
         n_episodes, batch_size, window_size, log_freq, max_steps, warmup_steps,
-            updates_per_step: the `train()` arguments.
+            updates_per_step, n_envs: the `train()` arguments.
         episode: number of the current (or just finished) episode, from 1.
         start_episode: the agent's episode count before this `train()` call.
-        step: environment steps taken by the agent so far.
+        step: environment steps taken by the agent so far (all sub-envs counted).
         episode_reward, episode_length: return and length of the last finished episode.
         rewards: returns of the last `window_size` episodes.
         reward_moving_avg, reward_moving_std, reward_max: statistics of the returns.
@@ -45,6 +46,7 @@ class TrainState:
 
     def __init__(self, **values: Any) -> None:
         defaults = {
+            "n_envs": 1,
             "episode": 0,
             "step": 0,
             "episode_reward": 0.0,

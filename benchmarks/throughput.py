@@ -1,0 +1,179 @@
+"""Training throughput: this Velora against the original Velora 0.2.0, SB3 and the env alone.
+
+    python benchmarks/throughput.py                       # both envs, 2,000 steps each
+    python benchmarks/throughput.py --envs CartPole-v1 --steps 3000 --n-envs 4
+
+Every run trains with the same hyper-parameters (actor 20 / critic 128 neurons, batch
+128, one gradient step per env step, 256 warm-up steps) for a fixed number of env steps
+and reports env steps per second after warm-up. Each library runs in its own process:
+the original Velora 0.2.0 and Stable-Baselines3 in virtual environments this script
+builds under `.bench-venvs/` (the original shares our package name). Baselines run
+twice: with the library's own torch thread setting (what a user gets) and pinned to one
+thread (the setting this Velora picks for tiny networks). Runs alternate between
+implementations per env, so machine noise hits them alike.
+
+Also printed: the pure cost of one SAC update (no env), the env-only step cost (random
+policy on the raw env: the ceiling), the loop's overhead ratio
+`loop time per step / (update + env step)` (target <= 1.5), and the memory of a
+1M-transition InvertedPendulum buffer (target < 200 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from baselines import (
+    ORIGINAL_VELORA,
+    SB3,
+    WORKERS,
+    BaselineError,
+    ensure_venv,
+    random_policy_steps_per_s,
+    run_worker,
+)
+
+ENVS = ("CartPole-v1", "InvertedPendulum-v5")
+
+
+def _rate(result: dict) -> float | None:
+    return result.get("post_warmup_steps_per_s")
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _buffer_megabytes() -> float:
+    """Memory of a 1M-transition InvertedPendulum-v5 buffer as Velora allocates it."""
+    from velora.buffer import ReplayBuffer
+    from velora.gym import make_env
+    from velora.nn import LiquidNCPNetwork
+
+    env = make_env("InvertedPendulum-v5")
+    hidden = LiquidNCPNetwork(env.observation_space.shape[0], 20, 2).hidden_size
+    buffer = ReplayBuffer(1_000_000, env.observation_space.shape[0], 1, hidden)
+    return buffer.storage.element_size() * buffer.storage.numel() / 1e6
+
+
+def _run(
+    name: str, python: Path, script: str, argv: list[str], timeout: float, results: list[dict]
+) -> dict:
+    """One worker run; a failed run becomes an n/a row instead of ending the benchmark."""
+    try:
+        result = run_worker(python, WORKERS / script, argv, timeout)
+    except BaselineError as exc:
+        result = {"na": str(exc).splitlines()[0]}
+    result["run"] = name
+    results.append(result)
+    print(f"  {name}: {_fmt(_rate(result))} steps/s", flush=True)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
+    p.add_argument("--steps", type=int, default=2_000, help="env steps per run, warm-up included")
+    p.add_argument("--warmup", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-envs", type=int, nargs="*", default=[], help="extra runs of ours")
+    p.add_argument("--skip-baselines", action="store_true", help="only this Velora")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
+    p.add_argument("--json", type=Path, help="also write every raw result here")
+    args = p.parse_args()
+
+    common = [
+        *("--steps", str(args.steps), "--warmup", str(args.warmup)),
+        *("--batch-size", str(args.batch_size), "--seed", str(args.seed)),
+    ]
+    ours = Path(sys.executable)
+    pythons = {}
+    if not args.skip_baselines:
+        print("Preparing baseline venvs under .bench-venvs/ (first run: a few minutes) ...")
+        pythons = {
+            "original": ensure_venv("velora-0.2.0", ORIGINAL_VELORA),
+            "sb3": ensure_venv("sb3", SB3),
+        }
+
+    results: list[dict] = []
+    table: list[tuple[str, str, float | None, float | None, str]] = []
+    overhead_rows = []
+    for env in args.envs:
+        env_args = ["--env", env, *common]
+        print(f"\n{env}: measuring ...", flush=True)
+
+        def run(name: str, python: Path, script: str, extra: list[str]) -> dict:
+            return _run(name, python, script, [*env_args, *extra], args.timeout, results)  # noqa: B023
+
+        this = run("velora (this)", ours, "velora_current.py", [])
+        update = run("velora update", ours, "velora_current.py", ["--mode", "update"])
+        extra_runs = [
+            (n, run(f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)]))
+            for n in args.n_envs
+        ]
+        baseline_runs = []
+        if pythons:
+            specs = [("velora 0.2.0", pythons["original"], "original_velora.py", [])]
+            if env == "CartPole-v1":
+                specs.append(("SB3 DQN (64x64 MLP)", pythons["sb3"], "sb3.py", ["--algo", "dqn"]))
+            specs.append(("SB3 SAC (256x256 MLP)", pythons["sb3"], "sb3.py", ["--algo", "sac"]))
+            for name, python, script, extra in specs:
+                default = run(f"{name} [library threads]", python, script, extra)
+                single = run(f"{name} [1 thread]", python, script, [*extra, "--threads", "1"])
+                baseline_runs.append((name, default, single))
+        env_rate = random_policy_steps_per_s(env, 20_000, seed=args.seed)
+        results.append({"run": "random policy", "env": env, "steps_per_s": env_rate})
+
+        ours_rate = _rate(this)
+        table.append((env, "velora (this)", ours_rate, ours_rate, ""))
+        for n, result in extra_runs:
+            note = f"{n} envs, 1 update per vector step"
+            table.append((env, f"velora (this), n_envs={n}", _rate(result), _rate(result), note))
+        for name, default, single in baseline_runs:
+            note = "n/a: " + default["na"][:60] if "na" in default else ""
+            threads = default.get("torch_threads")
+            label = f"{name}" + (f" (default {threads} threads)" if threads else "")
+            table.append((env, label, _rate(default), _rate(single), note))
+        table.append((env, "random policy, raw env (ceiling)", env_rate, env_rate, ""))
+
+        update_ms = update.get("update_ms")
+        env_ms = 1e3 / env_rate
+        loop_ms = 1e3 / ours_rate if ours_rate else None
+        ratio = loop_ms / (update_ms + env_ms) if loop_ms and update_ms else None
+        overhead_rows.append((env, update_ms, env_ms, loop_ms, ratio))
+
+    print(
+        f"\nEnv steps per second after warm-up ({args.steps:,} steps, warm-up {args.warmup}, "
+        f"batch {args.batch_size}, 1 gradient step per env step, seed {args.seed})\n"
+    )
+    print(
+        "| env | run | steps/s (library threads) | steps/s (1 thread) | this is x faster | note |"
+    )
+    print("|---|---|---:|---:|---:|---|")
+    ours_by_env = {env: rate for env, run, rate, _, _ in table if run == "velora (this)"}
+    for env, name, default, single, note in table:
+        ours_rate = ours_by_env[env]
+        speedups = [ours_rate / r for r in (default, single) if r and ours_rate]
+        speedup = " / ".join(f"{s:.1f}" for s in speedups) if name != "velora (this)" else "1.0"
+        print(f"| {env} | {name} | {_fmt(default)} | {_fmt(single)} | {speedup} | {note} |")
+
+    print("\nWhere a step's time goes (this Velora)\n")
+    print("| env | SAC update (ms) | env step, raw (ms) | loop per step (ms) | loop/(update+env) |")
+    print("|---|---:|---:|---:|---:|")
+    for env, update_ms, env_ms, loop_ms, ratio in overhead_rows:
+        print(
+            f"| {env} | {_fmt(update_ms, 3)} | {_fmt(env_ms, 3)} | {_fmt(loop_ms, 3)} "
+            f"| {_fmt(ratio, 2)} (target <= 1.5) |"
+        )
+    megabytes = _buffer_megabytes()
+    print(f"\n1M-transition InvertedPendulum-v5 buffer: {megabytes:.1f} MB (target < 200 MB)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"raw results: {args.json}")
+
+
+if __name__ == "__main__":
+    main()

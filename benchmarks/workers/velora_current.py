@@ -1,0 +1,109 @@
+"""Env steps per second of this repository's Velora (run with the repo's own venv).
+
+    python benchmarks/workers/velora_current.py --env InvertedPendulum-v5 --steps 2000
+
+Trains `NeuroFlow(env, 20, 128)` with the library's defaults (one gradient step per env
+step, random actions for the first `--warmup` steps, metrics.db in the working dir) and
+stops at exactly `--steps` env steps through a step callback. With `--mode update` it
+instead fills the buffer and times the bare `agent.update(batch_size)`: the pure cost
+of one SAC update, without the env. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import version
+
+from _common import emit, finish_args, parser, rates
+
+from velora.callbacks import TrainCallback
+from velora.models import NeuroFlow
+
+
+class _StopAt(TrainCallback):
+    """Marks the end of warm-up and stops training at an exact env step count."""
+
+    def __init__(self, warmup: int, limit: int) -> None:
+        self.warmup, self.limit = warmup, limit
+        self.warmup_end: float | None = None
+
+    def on_step(self, state) -> bool:
+        if self.warmup_end is None and state.step >= self.warmup:
+            self.warmup_end = time.perf_counter()
+        return state.step < self.limit
+
+
+def _train(args, base: dict) -> None:
+    agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
+    stop = _StopAt(args.warmup, args.steps)
+    start = time.perf_counter()
+    summary = agent.train(
+        args.batch_size,
+        n_episodes=1_000_000,
+        callbacks=[stop],
+        warmup_steps=args.warmup,
+        n_envs=args.n_envs,
+        display_count=1_000_000,
+    )
+    end = time.perf_counter()
+    warmup_steps = min(agent.steps_done, args.warmup + args.n_envs - 1)
+    post = summary.steps - warmup_steps
+    emit(
+        {
+            **base,
+            "n_envs": args.n_envs,
+            "episodes_completed": summary.episodes,
+            **rates(summary.steps, end - start, warmup_steps, post, end - stop.warmup_end),
+        }
+    )
+
+
+def _update(args, base: dict) -> None:
+    agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
+    obs, _ = agent.env.reset(seed=args.seed)
+    hidden = agent.actor.initial_hidden(1)
+    for _ in range(max(args.warmup, args.batch_size)):  # real transitions to sample from
+        action, next_hidden = agent.act(obs.unsqueeze(0), hidden, deterministic=False)
+        next_obs, reward, terminated, truncated, _ = agent.env.step(agent.head.to_env(action)[0])
+        agent.buffer.add(obs, action, reward, next_obs, terminated, hidden, next_hidden)
+        obs, hidden = next_obs, next_hidden
+        if terminated or truncated:
+            obs, _ = agent.env.reset()
+            hidden = agent.actor.initial_hidden(1)
+    import torch
+
+    torch.set_num_threads(1)  # as training runs it
+    for _ in range(30):
+        agent.update(args.batch_size)
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(args.updates):
+            agent.update(args.batch_size)
+        if agent.device.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append((time.perf_counter() - start) / args.updates)
+    emit({**base, "update_ms": round(min(timings) * 1e3, 4), "updates": args.updates})
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=["train", "update"], default="train")
+    p.add_argument("--n-envs", type=int, default=1)
+    p.add_argument("--updates", type=int, default=300, help="timed updates per repeat")
+    p.add_argument("--device", default="cpu")
+    args = finish_args(p.parse_args())
+    base = {
+        "library": "velora",
+        "version": version("velora"),
+        "agent": "NeuroFlow",
+        "env": args.env,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "device": args.device,
+    }
+    (_update if args.mode == "update" else _train)(args, base)
+
+
+if __name__ == "__main__":
+    main()
