@@ -22,18 +22,29 @@ def _mish_terms(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return e, e_plus_2, (e * e_plus_2).add_(2.0)
 
 
+def mish_with_terms(x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """`mish(x)` without autograd, and what `mish_backward` needs: for fused modules."""
+    e, e_plus_2, q = _mish_terms(x)
+    return torch.addcdiv(x, x, q, value=-2.0), (x, e, e_plus_2, q)
+
+
+def mish_backward(grad: torch.Tensor, terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """`grad * mish'(x)` from the terms `mish_with_terms` returned."""
+    x, e, e_plus_2, q = terms
+    slope = (e_plus_2 * q).addcmul_(x, e + 1.0, value=4.0).mul_(e)
+    return slope.div_(q * q).mul_(grad)
+
+
 class _Mish(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        e, e_plus_2, q = _mish_terms(x)
-        ctx.save_for_backward(x, e, e_plus_2, q)
-        return torch.addcdiv(x, x, q, value=-2.0)
+        out, terms = mish_with_terms(x)
+        ctx.save_for_backward(*terms)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        x, e, e_plus_2, q = ctx.saved_tensors
-        slope = (e_plus_2 * q).addcmul_(x, e + 1.0, value=4.0).mul_(e)
-        return slope.div_(q * q).mul_(grad)
+        return mish_backward(grad, ctx.saved_tensors)
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
