@@ -36,6 +36,17 @@ class _StopAt(TrainCallback):
 def _train(args, base: dict) -> None:
     agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
     stop = _StopAt(args.warmup, args.steps)
+    # Time spent in updates inside the loop, so the loop's own overhead can be told apart.
+    update, update_seconds, n_updates = agent.update, [0.0], [0]
+
+    def timed_update(batch_size: int):
+        start = time.perf_counter()
+        losses = update(batch_size)
+        update_seconds[0] += time.perf_counter() - start
+        n_updates[0] += 1
+        return losses
+
+    agent.update = timed_update
     start = time.perf_counter()
     summary = agent.train(
         args.batch_size,
@@ -53,6 +64,8 @@ def _train(args, base: dict) -> None:
             **base,
             "n_envs": args.n_envs,
             "episodes_completed": summary.episodes,
+            "updates": n_updates[0],
+            "update_in_loop_ms": round(update_seconds[0] / max(n_updates[0], 1) * 1e3, 4),
             **rates(summary.steps, end - start, warmup_steps, post, end - stop.warmup_end),
         }
     )
