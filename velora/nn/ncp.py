@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from velora.nn.activation import Mish
+from velora.nn.activation import Mish, mish_backward, mish_with_terms
 from velora.nn.cell import LiquidCell
 from velora.nn.sparse import SparseLinear
 from velora.nn.wiring import Wiring
@@ -57,9 +57,111 @@ class LiquidNCPNetwork(nn.Module):
         """`x` is `(batch, in_features)`; returns `(output, new_hidden)`."""
         if hidden is None:
             hidden = self.initial_hidden(x.shape[0])
+        if self.command.mode != "default":
+            return self.forward_modules(x, hidden)
+        layers = (self.inter, self.command.heads, self.motor)
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        masks = [layer.mask for layer in layers]
+        if torch.is_grad_enabled() and (
+            x.requires_grad or hidden.requires_grad or any(p.requires_grad for p in params)
+        ):
+            # One autograd node for the whole step instead of ~25 small ones.
+            return _LiquidStep.apply(x, hidden, masks, *params)
+        with torch.no_grad():
+            return _liquid_step(x, hidden, masks, params)[:2]
+
+    def forward_modules(
+        self, x: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same step through the layer modules and autograd: every cell mode, and
+        the reference `forward`'s fused default-mode step is tested against."""
         x = self.activation(self.inter(x))
         x, new_hidden = self.command(x, hidden)
         return self.motor(self.activation(x)), new_hidden
+
+
+def _liquid_step(
+    x: torch.Tensor, hidden: torch.Tensor, masks: list[torch.Tensor], params: list[torch.Tensor]
+) -> tuple[torch.Tensor, ...]:
+    """inter → Mish → default-mode CfC cell (ts = 1) → Mish → motor, without autograd.
+
+    Returns the output, the new hidden state, and what `_LiquidStep.backward` reuses.
+    """
+    w_in, b_in, w_cell, b_cell, w_out, b_out = params
+    w_in, w_cell, w_out = w_in * masks[0], w_cell * masks[1], w_out * masks[2]
+    size = hidden.shape[-1]
+    inter, inter_terms = mish_with_terms(torch.addmm(b_in, x, w_in.t()))
+    joined = torch.cat((inter, hidden), dim=-1)
+    heads = torch.addmm(b_cell, joined, w_cell.t())
+    ff = torch.tanh(heads[:, : 2 * size])  # ff1 | ff2
+    gate = torch.sigmoid(heads[:, 2 * size : 3 * size] + heads[:, 3 * size : 4 * size])
+    new_hidden = torch.lerp(ff[:, :size], ff[:, size:], gate)
+    command, command_terms = mish_with_terms(heads[:, 4 * size :] + new_hidden)
+    output = torch.addmm(b_out, command, w_out.t())
+    return (
+        output,
+        new_hidden,
+        (w_in, w_cell, w_out),
+        joined,
+        ff,
+        gate,
+        command,
+        (
+            inter_terms,
+            command_terms,
+        ),
+    )
+
+
+class _LiquidStep(torch.autograd.Function):
+    """The default-mode liquid step as one autograd node, its chain rule written out.
+
+    `tests/test_nn.py` checks outputs and every gradient against `forward_modules`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, hidden, masks, *params):
+        output, new_hidden, weights, joined, ff, gate, command, terms = _liquid_step(
+            x, hidden, masks, list(params)
+        )
+        ctx.set_materialize_grads(False)
+        ctx.saved = (x, masks, weights, joined, ff, gate, command, terms)
+        return output, new_hidden
+
+    @staticmethod
+    def backward(ctx, grad_output, grad_hidden):
+        x, masks, (w_in, w_cell, w_out), joined, ff, gate, command, terms = ctx.saved
+        del ctx.saved
+        needs = ctx.needs_input_grad
+        size = gate.shape[-1]
+        grads: list[torch.Tensor | None] = [None] * 6
+        if grad_output is None:
+            grad_output = torch.zeros(x.shape[0], w_out.shape[0], dtype=x.dtype, device=x.device)
+        if needs[7]:
+            grads[4] = (grad_output.t() @ command).mul_(masks[2])
+        if needs[8]:
+            grads[5] = grad_output.sum(dim=0)
+        grad_pre = mish_backward(grad_output @ w_out, terms[1])  # d/d(projection + h')
+        grad_new = grad_pre if grad_hidden is None else grad_pre + grad_hidden
+        ff1, ff2 = ff[:, :size], ff[:, size:]
+        grad_ff = torch.cat((grad_new - grad_new * gate, grad_new * gate), dim=-1)
+        grad_ff.mul_(1.0 - ff * ff)  # tanh'
+        grad_gate = (grad_new * (ff2 - ff1)).mul_(gate * (1.0 - gate))  # sigmoid'
+        grad_heads = torch.cat((grad_ff, grad_gate, grad_gate, grad_pre), dim=-1)
+        if needs[5]:
+            grads[2] = (grad_heads.t() @ joined).mul_(masks[1])
+        if needs[6]:
+            grads[3] = grad_heads.sum(dim=0)
+        grad_joined = grad_heads @ w_cell
+        n_inter = joined.shape[-1] - size
+        grad_hidden_in = grad_joined[:, n_inter:] if needs[1] else None
+        grad_inter = mish_backward(grad_joined[:, :n_inter], terms[0])
+        if needs[3]:
+            grads[0] = (grad_inter.t() @ x).mul_(masks[0])
+        if needs[4]:
+            grads[1] = grad_inter.sum(dim=0)
+        grad_x = grad_inter @ w_in if needs[0] else None
+        return grad_x, grad_hidden_in, None, *grads
 
 
 class NCPNetwork(nn.Module):
