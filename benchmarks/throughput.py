@@ -164,7 +164,7 @@ def main() -> None:
         ours_rate = ours_by_env[env]
         speedups = [ours_rate / r for r in (default, single) if r and ours_rate]
         speedup = " / ".join(f"{s:.1f}" for s in speedups)
-        if name.startswith("velora (this)"):
+        if name.startswith(("velora (this)", "random policy")):
             speedup = ""
         print(f"| {env} | {name} | {_fmt(default)} | {_fmt(single)} | {speedup} | {note} |")
 
