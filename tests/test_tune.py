@@ -106,7 +106,7 @@ def test_local_sweep_reports_what_each_trial_wrote(ray):
 def test_grid_over_a_parameter_with_tune_search_objects(ray):
     from ray import tune
 
-    space = {**TINY, "actor_lr": [1e-3, 3e-4], "gamma": tune.choice([0.95])}
+    space = {**TINY, "actor_lr": [1e-3, 3e-4], "gamma": tune.choice([0.95]), "updates_per_step": 2}
     sweep = run_sweep("CartPole-v1", space, seeds=[3], n_episodes=3, num_cpus=2, **FAST)
 
     assert sorted(row.config["actor_lr"] for row in sweep) == [3e-4, 1e-3]
@@ -116,6 +116,7 @@ def test_grid_over_a_parameter_with_tune_search_objects(ray):
         agent = check_trial_matches_its_files(row, sweep)
         assert agent.config.actor_lr == row.config["actor_lr"]
         assert agent.config.gamma == 0.95
+        assert agent.config.train.updates_per_step == 2  # train() arguments reach train()
         assert agent.episodes_done == 3  # n_episodes % log_freq != 0: the last write counts
 
 
@@ -197,7 +198,8 @@ def check_nothing_started(ray) -> None:
 def test_unknown_search_space_key_names_the_valid_ones(ray):
     with pytest.raises(ValueError, match="'actor_neuronz'") as err:
         run_sweep("CartPole-v1", {"actor_neuronz": [8, 16]})
-    for name in ("actor_neurons", "critic_lr", "batch_size", "tau", "gamma", "buffer_size"):
+    searchable = ("actor_neurons", "critic_lr", "batch_size", "tau", "gamma", "buffer_size")
+    for name in (*searchable, "updates_per_step", "n_envs"):
         assert name in str(err.value)
         assert name in searchable_params()
     check_nothing_started(ray)

@@ -20,7 +20,14 @@ from velora.training import TrainState
 #: NeuroFlow's required sizes, used when the search space leaves them out.
 AGENT_DEFAULTS = {"actor_neurons": 20, "critic_neurons": 128}
 #: The `train()` arguments a search space may set (the rest belong to the sweep).
-TRAIN_PARAMS = ("batch_size", "window_size", "max_steps", "warmup_steps")
+TRAIN_PARAMS = (
+    "batch_size",
+    "window_size",
+    "max_steps",
+    "warmup_steps",
+    "updates_per_step",
+    "n_envs",
+)
 #: The metric trials report and the scheduler ranks by, and its time attribute.
 METRIC = "reward_moving_avg"
 TIME_ATTR = "episode"
