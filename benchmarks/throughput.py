@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                       # both envs, 2,000 steps each
     python benchmarks/throughput.py --envs CartPole-v1 --steps 3000 --n-envs 4
+    python benchmarks/throughput.py --repeats 3           # medians of 3 alternating rounds
 
 Every run trains with the same hyper-parameters (actor 20 / critic 128 neurons, batch
 128, one gradient step per env step, 256 warm-up steps) for a fixed number of env steps
@@ -75,6 +76,16 @@ def _run(
     return result
 
 
+def _median(runs: list[dict]) -> dict:
+    """The first run, with each rate or time replaced by its median over all runs."""
+    result = dict(runs[0])
+    for key in ("post_warmup_steps_per_s", "update_ms", "update_in_loop_ms", "torch_threads"):
+        values = sorted(r[key] for r in runs if r.get(key) is not None)
+        if values:
+            result[key] = values[len(values) // 2]
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
@@ -84,6 +95,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-envs", type=int, nargs="*", default=[], help="extra runs of ours")
     p.add_argument("--skip-baselines", action="store_true", help="only this Velora")
+    p.add_argument("--repeats", type=int, default=1, help="rounds; the table shows medians")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     p.add_argument("--json", type=Path, help="also write every raw result here")
     args = p.parse_args()
@@ -111,22 +123,39 @@ def main() -> None:
         def run(name: str, python: Path, script: str, extra: list[str]) -> dict:
             return _run(name, python, script, [*env_args, *extra], args.timeout, results)  # noqa: B023
 
-        this = run("velora (this)", ours, "velora_current.py", [])
-        update = run("velora update", ours, "velora_current.py", ["--mode", "update"])
-        extra_runs = [
-            (n, run(f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)]))
-            for n in args.n_envs
+        # Every implementation once per round, rounds one after another: the machine's
+        # drift hits all of them, and the median over rounds is what the table shows.
+        specs = [
+            ("velora (this)", ours, "velora_current.py", []),
+            ("velora update", ours, "velora_current.py", ["--mode", "update"]),
+            *[
+                (f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)])
+                for n in args.n_envs
+            ],
         ]
-        baseline_runs = []
+        baseline_names = []
         if pythons:
-            specs = [("velora 0.2.0", pythons["original"], "original_velora.py", [])]
+            algos = [("velora 0.2.0", pythons["original"], "original_velora.py", [])]
             if env == "CartPole-v1":
-                specs.append(("SB3 DQN (64x64 MLP)", pythons["sb3"], "sb3.py", ["--algo", "dqn"]))
-            specs.append(("SB3 SAC (256x256 MLP)", pythons["sb3"], "sb3.py", ["--algo", "sac"]))
+                algos.append(("SB3 DQN (64x64 MLP)", pythons["sb3"], "sb3.py", ["--algo", "dqn"]))
+            algos.append(("SB3 SAC (256x256 MLP)", pythons["sb3"], "sb3.py", ["--algo", "sac"]))
+            for name, python, script, extra in algos:
+                specs.append((f"{name} [library threads]", python, script, extra))
+                specs.append((f"{name} [1 thread]", python, script, [*extra, "--threads", "1"]))
+                baseline_names.append(name)
+        rounds: dict[str, list[dict]] = {name: [] for name, *_ in specs}
+        for round_ in range(args.repeats):
+            if args.repeats > 1:
+                print(f" round {round_ + 1}/{args.repeats}", flush=True)
             for name, python, script, extra in specs:
-                default = run(f"{name} [library threads]", python, script, extra)
-                single = run(f"{name} [1 thread]", python, script, [*extra, "--threads", "1"])
-                baseline_runs.append((name, default, single))
+                rounds[name].append(run(name, python, script, extra))
+        measured = {name: _median(runs) for name, runs in rounds.items()}
+        this, update = measured["velora (this)"], measured["velora update"]
+        extra_runs = [(n, measured[f"velora (this), n_envs={n}"]) for n in args.n_envs]
+        baseline_runs = [
+            (name, measured[f"{name} [library threads]"], measured[f"{name} [1 thread]"])
+            for name in baseline_names
+        ]
         env_rate = random_policy_steps_per_s(env, 20_000, seed=args.seed)
         results.append({"run": "random policy", "env": env, "steps_per_s": env_rate})
 
