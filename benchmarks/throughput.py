@@ -77,13 +77,13 @@ def _run(
 
 
 def _median(runs: list[dict]) -> dict:
-    """The first run, with each rate or time replaced by its median over all runs."""
-    result = dict(runs[0])
-    for key in ("post_warmup_steps_per_s", "update_ms", "update_in_loop_ms", "torch_threads"):
-        values = sorted(r[key] for r in runs if r.get(key) is not None)
-        if values:
-            result[key] = values[len(values) // 2]
-    return result
+    """The run with the median rate (or update time), whole, so its figures agree.
+
+    With an even number of rounds, the lower of the two middle runs.
+    """
+    key = "update_ms" if "update_ms" in runs[0] else "post_warmup_steps_per_s"
+    ranked = sorted(runs, key=lambda r: r.get(key) or 0.0)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def main() -> None:
