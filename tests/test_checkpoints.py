@@ -10,8 +10,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from stop_callbacks import CtrlCAtEpisode, CtrlCAtStep
 
-from velora.callbacks import EarlyStopping, SaveCheckpoints, TrainCallback
+from velora.callbacks import EarlyStopping, SaveCheckpoints
 from velora.models import NeuroFlow, NeuroFlowCT
 
 BATCH = 16
@@ -48,17 +49,6 @@ def completed(dirname="nf") -> dict:
 def db_rows(sql: str, *params) -> list[tuple]:
     with sqlite3.connect("metrics.db") as con:
         return con.execute(sql, params).fetchall()
-
-
-class StopWithCtrlC(TrainCallback):
-    """Simulates the user pressing Ctrl-C at the end of episode `at`."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_episode_end(self, state):
-        if state.episode == self.at:
-            raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------------------
@@ -226,7 +216,7 @@ def test_interrupted_training_saves_final_and_keeps_db_consistent(log_freq):
         train(
             agent,
             10,
-            [SaveCheckpoints("nf", frequency=2), StopWithCtrlC(at=3)],
+            [SaveCheckpoints("nf", frequency=2), CtrlCAtEpisode(3)],
             log_freq=log_freq,
         )
 
@@ -267,14 +257,9 @@ def test_interrupted_training_saves_final_and_keeps_db_consistent(log_freq):
 
 
 def test_interrupt_inside_an_episode():
-    class CtrlCOnStep(TrainCallback):
-        def on_step(self, state):
-            if state.step == 40:
-                raise KeyboardInterrupt
-
     agent = make_agent()
     with pytest.raises(KeyboardInterrupt):
-        train(agent, 20, [CtrlCOnStep(), SaveCheckpoints("nf", frequency=100)])
+        train(agent, 20, [CtrlCAtStep(40), SaveCheckpoints("nf", frequency=100)])
     final = NeuroFlow.load(saves() / "CartPole_final")
     assert final.steps_done == agent.steps_done == 40
     assert final.episodes_done == agent.episodes_done
@@ -428,14 +413,9 @@ def test_completed_json_is_strict_json_when_no_update_happened():
 
 
 def test_completed_json_is_strict_json_when_interrupted_in_first_episode():
-    class CtrlCAtStep3(TrainCallback):
-        def on_step(self, state):
-            if state.step == 3:
-                raise KeyboardInterrupt
-
     agent = make_agent()
     with pytest.raises(KeyboardInterrupt):
-        train(agent, 5, [CtrlCAtStep3(), SaveCheckpoints("nf", frequency=1)])
+        train(agent, 5, [CtrlCAtStep(3), SaveCheckpoints("nf", frequency=1)])
     _strict_json((saves() / "completed.json").read_text())
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from sqlmodel import Session, select
+from stop_callbacks import StopAtEpisode, StopAtStep
 
 from velora.callbacks import TrainCallback
 from velora.metrics import Episode, Experiment, get_db_engine
@@ -255,22 +256,6 @@ def test_max_steps_cuts_episodes_and_second_train_continues():
 
 
 # ---------------------------------------------------------------------- callbacks
-
-
-class StopAtStep(TrainCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step(self, state):
-        return state.step < self.step
-
-
-class StopAtEpisode(TrainCallback):
-    def __init__(self, episode: int) -> None:
-        self.episode = episode
-
-    def on_episode_end(self, state):
-        return state.episode < self.episode
 
 
 def test_on_step_false_stops_mid_episode(register_env):

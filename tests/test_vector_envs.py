@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from stop_callbacks import CtrlCAtEpisode, StopAtStep
 
 from velora.callbacks import RecordVideos, SaveCheckpoints, TrainCallback
 from velora.cli import main
@@ -244,23 +245,6 @@ def test_same_seed_same_vector_training(env_id):
 
 
 # ------------------------------------------------------------ stopping, resuming
-
-
-class StopAtStep(TrainCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step(self, state):
-        return state.step < self.step
-
-
-class CtrlCAtEpisode(TrainCallback):
-    def __init__(self, episode: int) -> None:
-        self.episode = episode
-
-    def on_episode_end(self, state):
-        if state.episode == self.episode:
-            raise KeyboardInterrupt
 
 
 def test_on_step_false_stops_at_that_vector_step():

@@ -7,8 +7,9 @@ import imageio.v3 as iio
 import pytest
 import torch
 from gymnasium import spaces
+from stop_callbacks import CtrlCAtStep
 
-from velora.callbacks import EarlyStopping, RecordVideos, TrainCallback
+from velora.callbacks import EarlyStopping, RecordVideos
 from velora.models import NeuroFlow
 
 VIDEOS = Path("checkpoints/nf/videos")
@@ -95,20 +96,9 @@ def test_early_stop_records_the_final_agent_without_touching_random_state():
     assert torch.equal(torch.get_rng_state(), plain_torch)
 
 
-class InterruptAtStep(TrainCallback):
-    """Simulates Ctrl-C at a given environment step."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step(self, state):
-        if state.step == self.step:
-            raise KeyboardInterrupt
-
-
 def test_ctrl_c_keeps_the_partial_video_and_records_the_final_agent():
     agent = tiny_agent()
-    callbacks = [RecordVideos("nf", frequency=1), InterruptAtStep(40)]
+    callbacks = [RecordVideos("nf", frequency=1), CtrlCAtStep(40)]
     with pytest.raises(KeyboardInterrupt):
         agent.train(16, n_episodes=5, callbacks=callbacks)
     first = episode_lengths()[1]

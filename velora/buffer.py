@@ -76,20 +76,15 @@ class ReplayBuffer:
         next_hidden: torch.Tensor,
     ) -> None:
         """Store one transition, overwriting the oldest once full."""
-        scalars = torch.tensor((reward, float(done)), device=self.device)
-        self.storage[self.position] = torch.cat(
-            (
-                state.reshape(-1),
-                action.reshape(-1).float(),
-                scalars[:1],
-                next_state.reshape(-1),
-                scalars[1:],
-                hidden.reshape(-1),
-                next_hidden.reshape(-1),
-            )
+        self.add_batch(
+            state.reshape(1, -1),
+            action.reshape(1, -1),
+            reward,
+            next_state.reshape(1, -1),
+            float(done),
+            hidden.reshape(1, -1),
+            next_hidden.reshape(1, -1),
         )
-        self.position = (self.position + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
 
     def add_batch(
         self,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from importlib.metadata import version
 
+import torch
 from _common import emit, finish_args, parser, rates
 
 from velora.callbacks import TrainCallback
@@ -30,6 +31,7 @@ class _StopAt(TrainCallback):
     def on_step(self, state) -> bool:
         if self.warmup_end is None and state.step >= self.warmup:
             self.warmup_end = time.perf_counter()
+            self.threads = torch.get_num_threads()  # what training runs on, not restored
         return state.step < self.limit
 
 
@@ -64,6 +66,7 @@ def _train(args, base: dict) -> None:
             **base,
             "n_envs": args.n_envs,
             "episodes_completed": summary.episodes,
+            "torch_threads": stop.threads,
             "updates": n_updates[0],
             "update_in_loop_ms": round(update_seconds[0] / max(n_updates[0], 1) * 1e3, 4),
             **rates(summary.steps, end - start, warmup_steps, post, end - stop.warmup_end),
@@ -83,8 +86,6 @@ def _update(args, base: dict) -> None:
         if terminated or truncated:
             obs, _ = agent.env.reset()
             hidden = agent.actor.initial_hidden(1)
-    import torch
-
     torch.set_num_threads(1)  # as training runs it
     for _ in range(30):
         agent.update(args.batch_size)

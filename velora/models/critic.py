@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from velora.nn import NCPNetwork
-from velora.nn.activation import mish, mish_backward, mish_with_terms
+from velora.nn.activation import mish_backward, mish_with_terms
 
 
 class CriticEnsemble(nn.Module):
@@ -70,12 +70,22 @@ class CriticEnsemble(nn.Module):
         if torch.is_grad_enabled() and (x.requires_grad or not frozen):
             # One autograd node for the whole stack instead of ~20 small ones.
             return _StackedCritics.apply(x, self.masks(), *weights, *biases)
-        h = x.expand(self.n_critics, *x.shape)
-        for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-            h = torch.baddbmm(bias, h, weight.transpose(1, 2))
-            if i < len(weights) - 1:
-                h = mish(h)
-        return h
+        return _stack_forward(x, weights, biases)[0]
+
+
+def _stack_forward(
+    x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor], list[tuple[torch.Tensor, ...]]]:
+    """The layers without autograd: the output, each layer's input, and Mish's terms."""
+    h = x.expand(weights[0].shape[0], *x.shape)
+    inputs, terms = [h], []
+    for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        h = torch.baddbmm(bias, h, weight.transpose(1, 2))
+        if i < len(weights) - 1:
+            h, mish_terms = mish_with_terms(h)
+            inputs.append(h)
+            terms.append(mish_terms)
+    return h, inputs, terms
 
 
 class _StackedCritics(torch.autograd.Function):
@@ -89,17 +99,10 @@ class _StackedCritics(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, masks: list[torch.Tensor], *params: torch.Tensor):
         n_layers = len(params) // 2
-        weights, biases = params[:n_layers], params[n_layers:]
-        h = x.expand(weights[0].shape[0], *x.shape)
-        inputs, terms = [h], []
-        for i in range(n_layers):
-            h = torch.baddbmm(biases[i], h, weights[i].transpose(1, 2))
-            if i < n_layers - 1:
-                h, mish_terms = mish_with_terms(h)
-                inputs.append(h)
-                terms.append(mish_terms)
+        weights, biases = list(params[:n_layers]), list(params[n_layers:])
+        output, inputs, terms = _stack_forward(x, weights, biases)
         ctx.masks, ctx.inputs, ctx.terms, ctx.weights = masks, inputs, terms, weights
-        return h
+        return output
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

@@ -52,8 +52,7 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         return _Mish.apply(x)
     # No graph to record (acting, target critics): skip the autograd.Function overhead.
-    _, _, q = _mish_terms(x)
-    return torch.addcdiv(x, x, q, value=-2.0)
+    return mish_with_terms(x)[0]
 
 
 class Mish(nn.Module):

@@ -171,6 +171,10 @@ def train_agent(
     )
     # Callbacks check their own set-up (e.g. a checkpoint folder) before a run is recorded.
     _call(callbacks, "on_train_start", state)
+    if agent.episodes_done == 0:
+        # Seed the agent env's generator as its first reset would: a rendering copy
+        # shares it, and a later n_envs=1 run after vector training draws from it.
+        agent.env.unwrapped.np_random, _ = gym.utils.seeding.np_random(agent.seed)
     env = _training_env(agent, callbacks) if n_envs == 1 else _vector_env(agent, n_envs, max_steps)
     state._update(env=env)
     try:
@@ -210,8 +214,6 @@ def _training_env(agent: "NeuroFlow", callbacks: list[Any]) -> gym.Env:
         if hasattr(callback, "wrap_env"):
             env = callback.wrap_env(env)
     env = add_core_env_wrappers(env, agent.device)
-    if agent.episodes_done == 0:  # seed the shared generator as the first reset would
-        agent.env.unwrapped.np_random, _ = gym.utils.seeding.np_random(agent.seed)
     env.unwrapped.np_random = agent.env.unwrapped.np_random
     return env
 
@@ -227,10 +229,6 @@ def _vector_env(agent: "NeuroFlow", n_envs: int, max_steps: int) -> gym.vector.S
     def make() -> gym.Env:
         return TimeLimit(make_env(agent.env_id), max_episode_steps=max_steps)
 
-    if agent.episodes_done == 0:
-        # Seed the single env's generator as its first reset would, so a later n_envs=1
-        # run on this agent draws reproducible episodes too.
-        agent.env.unwrapped.np_random, _ = gym.utils.seeding.np_random(agent.seed)
     return gym.vector.SyncVectorEnv(
         [make] * n_envs,
         copy=False,  # each step's observations are copied out at once
