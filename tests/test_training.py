@@ -223,13 +223,15 @@ def test_default_warmup_is_twice_the_batch_size():
     ],
     ids=["discrete-start", "box-bounds"],
 )
-def test_training_on_offset_action_spaces(register_env, space):
+@pytest.mark.parametrize("n_envs", [1, 3], ids=["one-env", "vector-env"])
+def test_training_on_offset_action_spaces(register_env, space, n_envs):
     # The env raises on any action outside its space, warm-up and learnt actions alike.
     env_id = register_env(space, episode_len=10)
     agent = NeuroFlow(env_id, **TINY, seed=0)
-    summary = agent.train(16, n_episodes=4, warmup_steps=16)
-    assert summary.episodes == 4 and summary.steps == 40
+    summary = agent.train(16, n_episodes=6, warmup_steps=16, n_envs=n_envs)
+    assert summary.episodes == 6 and summary.steps == 60
     rows = episode_rows()
+    assert [r.length for r in rows] == [10] * 6
     assert all(math.isfinite(r.critic_loss) for r in rows[2:])
 
 

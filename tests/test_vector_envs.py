@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
@@ -108,23 +107,6 @@ def test_episodes_steps_and_buffer_add_up(env_id):
     if env_id == "Pendulum-v1":  # never terminates: every end is a max_steps cut
         assert [r[2] for r in rows] == [25] * n_episodes
         assert (stored(agent)["dones"] == 0).all()
-
-
-@pytest.mark.parametrize(
-    "space",
-    [
-        spaces.Discrete(3, start=-1),
-        spaces.Box(low=np.float32([-2, 0]), high=np.float32([5, 10]), dtype=np.float32),
-    ],
-    ids=["discrete-start", "box-bounds"],
-)
-def test_vector_actions_fit_offset_action_spaces(register_env, space):
-    # The env raises on any action outside its space, warm-up and learnt actions alike.
-    env_id = register_env(space, episode_len=10)
-    agent = NeuroFlow(env_id, **TINY, seed=0)
-    summary = agent.train(16, n_episodes=6, warmup_steps=16, n_envs=3, **QUIET)
-    assert summary.episodes == 6 and summary.steps == 60
-    assert [r[2] for r in db_episodes()] == [10] * 6
 
 
 def test_buffer_stores_true_final_obs_and_done_only_for_terminations():
