@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from stop_callbacks import CtrlCAtEpisode, CtrlCAtStep
+from callback_helpers import CtrlCAtEpisode, CtrlCAtStep
 
 from velora.callbacks import EarlyStopping, SaveCheckpoints
 from velora.models import NeuroFlow, NeuroFlowCT

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from callback_helpers import Recorder, StopAtEpisode, StopAtStep
 from gymnasium import spaces
 from sqlmodel import Session, select
-from stop_callbacks import StopAtEpisode, StopAtStep
 
 from velora.callbacks import TrainCallback
 from velora.metrics import Episode, Experiment, get_db_engine
@@ -51,47 +51,6 @@ def row_values(row: Episode) -> tuple:
             *LOSSES,
         )
     )
-
-
-class Recorder(TrainCallback):
-    """Records what each hook saw."""
-
-    def __init__(self) -> None:
-        self.episodes: list[dict] = []
-        self.logs: list[tuple] = []
-        self.steps: list[int] = []
-        self.started = 0
-        self.ended = 0
-        self.set_attr_errors = 0
-
-    def on_train_start(self, state) -> None:
-        self.started += 1
-
-    def on_step(self, state):
-        self.steps.append(state.step)
-
-    def on_episode_end(self, state):
-        self.episodes.append(
-            {
-                "episode": state.episode,
-                "step": state.step,
-                "reward": state.episode_reward,
-                "length": state.episode_length,
-                "avg": state.reward_moving_avg,
-                "std": state.reward_moving_std,
-                "losses": dict(state.losses),
-            }
-        )
-        try:
-            state.episode = -1
-        except AttributeError:
-            self.set_attr_errors += 1
-
-    def on_log(self, state, records) -> None:
-        self.logs.append(tuple(records))
-
-    def on_train_end(self, state) -> None:
-        self.ended += 1
 
 
 # ---------------------------------------------------------------------- determinism

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from callback_helpers import CtrlCAtEpisode, Recorder, StopAtStep
 from gymnasium import spaces
-from stop_callbacks import CtrlCAtEpisode, StopAtStep
 
-from velora.callbacks import RecordVideos, SaveCheckpoints, TrainCallback
+from velora.callbacks import RecordVideos, SaveCheckpoints
 from velora.cli import main
 from velora.models import NeuroFlow
 from velora.training import train_agent
@@ -45,29 +45,6 @@ def stored(agent: NeuroFlow) -> dict[str, torch.Tensor]:
     rows = agent.buffer.state_dict()["transitions"]
     names = ("states", "actions", "rewards", "next_states", "dones", "hidden", "next_hidden")
     return dict(zip(names, rows.split(agent.buffer.widths, dim=1), strict=True))
-
-
-class Recorder(TrainCallback):
-    def __init__(self) -> None:
-        self.steps: list[int] = []
-        self.episodes: list[dict] = []
-        self.ended = 0
-
-    def on_step(self, state):
-        self.steps.append(state.step)
-
-    def on_episode_end(self, state):
-        self.episodes.append(
-            {
-                "episode": state.episode,
-                "step": state.step,
-                "length": state.episode_length,
-                "losses": dict(state.losses),
-            }
-        )
-
-    def on_train_end(self, state):
-        self.ended += 1
 
 
 # ------------------------------------------------------------ episodes and steps

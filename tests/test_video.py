@@ -6,8 +6,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 import torch
+from callback_helpers import CtrlCAtStep
 from gymnasium import spaces
-from stop_callbacks import CtrlCAtStep
 
 from velora.callbacks import EarlyStopping, RecordVideos
 from velora.models import NeuroFlow

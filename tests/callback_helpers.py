@@ -1,0 +1,87 @@
+"""Callbacks the tests share: one that records what each hook saw, and ones that stop
+training, or press Ctrl-C, at an exact point."""
+
+from velora.callbacks import TrainCallback
+
+
+class StopAtStep(TrainCallback):
+    """Asks training to stop once `step` environment steps are done."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, state):
+        return state.step < self.step
+
+
+class StopAtEpisode(TrainCallback):
+    """Asks training to stop once `episode` episodes are done."""
+
+    def __init__(self, episode: int) -> None:
+        self.episode = episode
+
+    def on_episode_end(self, state):
+        return state.episode < self.episode
+
+
+class CtrlCAtStep(TrainCallback):
+    """Simulates the user pressing Ctrl-C at environment step `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, state):
+        if state.step == self.step:
+            raise KeyboardInterrupt
+
+
+class CtrlCAtEpisode(TrainCallback):
+    """Simulates the user pressing Ctrl-C at the end of episode `episode`."""
+
+    def __init__(self, episode: int) -> None:
+        self.episode = episode
+
+    def on_episode_end(self, state):
+        if state.episode == self.episode:
+            raise KeyboardInterrupt
+
+
+class Recorder(TrainCallback):
+    """Records what each hook saw."""
+
+    def __init__(self) -> None:
+        self.episodes: list[dict] = []
+        self.logs: list[tuple] = []
+        self.steps: list[int] = []
+        self.started = 0
+        self.ended = 0
+        self.set_attr_errors = 0
+
+    def on_train_start(self, state) -> None:
+        self.started += 1
+
+    def on_step(self, state):
+        self.steps.append(state.step)
+
+    def on_episode_end(self, state):
+        self.episodes.append(
+            {
+                "episode": state.episode,
+                "step": state.step,
+                "reward": state.episode_reward,
+                "length": state.episode_length,
+                "avg": state.reward_moving_avg,
+                "std": state.reward_moving_std,
+                "losses": dict(state.losses),
+            }
+        )
+        try:
+            state.episode = -1
+        except AttributeError:
+            self.set_attr_errors += 1
+
+    def on_log(self, state, records) -> None:
+        self.logs.append(tuple(records))
+
+    def on_train_end(self, state) -> None:
+        self.ended += 1
