@@ -1,5 +1,7 @@
 """Twin (or n) sparse NCP critics evaluated as one batched module."""
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -55,9 +57,8 @@ class CriticEnsemble(nn.Module):
     def forward(self, x: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
         """`x` is `(batch, in_features)`, shared by every critic.
 
-        `frozen=True` treats the weights as constants: gradients still flow to `x` (the
-        actor's actions) but none are computed for the critics' own parameters, which
-        the actor loss must not train anyway.
+        `frozen=True` treats the weights as constants: gradients still flow to `x` but
+        none are computed for the critics' own parameters.
 
         Weights outside the masks are exactly zero (set so at construction and after
         loading), so the forward uses them as they are and only the weight gradients
@@ -69,8 +70,34 @@ class CriticEnsemble(nn.Module):
             biases = [b.detach() for b in biases]
         if torch.is_grad_enabled() and (x.requires_grad or not frozen):
             # One autograd node for the whole stack instead of ~20 small ones.
-            return _StackedCritics.apply(x, self.masks(), *weights, *biases)
+            return _StackedCritics.apply(x, self, *weights, *biases)
         return _stack_forward(x, weights, biases)[0]
+
+    def forward_saved(self, x: torch.Tensor) -> tuple[torch.Tensor, "CriticTape"]:
+        """`forward` without autograd, and what `backward` needs: for hand-written updates."""
+        with torch.no_grad():
+            weights = list(self.weights)
+            output, inputs, terms = _stack_forward(x, weights, list(self.biases))
+        return output, CriticTape(inputs, terms, weights)
+
+    def backward(
+        self, tape: "CriticTape", grad: torch.Tensor, *, x_grad: bool, params: bool
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """The gradients of a `forward_saved` pass, from `grad` w.r.t. its output.
+
+        Returns the gradient w.r.t. `x` (None unless `x_grad`) and, with `params`, the
+        weight then bias gradients in `parameters()` order (else an empty list).
+        """
+        with torch.no_grad():
+            return _stack_backward(tape, grad, self.masks() if params else None, x_grad)
+
+
+class CriticTape(NamedTuple):
+    """A `forward_saved` pass: each layer's input, Mish's terms, the weights used."""
+
+    inputs: list[torch.Tensor]
+    terms: list[tuple[torch.Tensor, ...]]
+    weights: list[torch.Tensor]
 
 
 def _stack_forward(
@@ -88,40 +115,49 @@ def _stack_forward(
     return h, inputs, terms
 
 
+def _stack_backward(
+    tape: CriticTape, grad: torch.Tensor, masks: list[torch.Tensor] | None, x_grad: bool
+) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    """The chain rule of `_stack_forward`: the input's gradient if `x_grad`, and the
+    weight (masked) then bias gradients if `masks` are given."""
+    weight_grads: list[torch.Tensor] = []
+    bias_grads: list[torch.Tensor] = []
+    for i in reversed(range(len(tape.weights))):
+        if masks is not None:
+            weight_grads.append(torch.bmm(grad.transpose(1, 2), tape.inputs[i]).mul_(masks[i]))
+            bias_grads.append(grad.sum(dim=1, keepdim=True))
+        if i == 0 and not x_grad:
+            return None, weight_grads[::-1] + bias_grads[::-1]
+        grad = torch.bmm(grad, tape.weights[i])
+        if i > 0:
+            grad = mish_backward(grad, tape.terms[i - 1])
+    return grad.sum(dim=0), weight_grads[::-1] + bias_grads[::-1]
+
+
 class _StackedCritics(torch.autograd.Function):
     """The ensemble's layers (batched matmul, Mish, ..., batched matmul) as one node.
 
     For networks this small the autograd graph's per-node cost outweighs the
-    arithmetic; the backward here is the chain rule written out once, with the weight
-    gradients masked (`tests/test_update_reference.py` checks it against autograd).
+    arithmetic; the backward is `_stack_backward`, the chain rule written out once.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, masks: list[torch.Tensor], *params: torch.Tensor):
+    def forward(ctx, x: torch.Tensor, critic: CriticEnsemble, *params: torch.Tensor):
         n_layers = len(params) // 2
         weights, biases = list(params[:n_layers]), list(params[n_layers:])
         output, inputs, terms = _stack_forward(x, weights, biases)
-        ctx.masks, ctx.inputs, ctx.terms, ctx.weights = masks, inputs, terms, weights
+        ctx.tape, ctx.masks = CriticTape(inputs, terms, weights), critic.masks()
         return output
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        n_layers = len(ctx.weights)
         needs = ctx.needs_input_grad
-        weight_grads: list[torch.Tensor | None] = [None] * n_layers
-        bias_grads: list[torch.Tensor | None] = [None] * n_layers
-        x_grad = None
-        for i in reversed(range(n_layers)):
-            if needs[2 + i]:
-                weight_grads[i] = torch.bmm(grad.transpose(1, 2), ctx.inputs[i]).mul_(ctx.masks[i])
-            if needs[2 + n_layers + i]:
-                bias_grads[i] = grad.sum(dim=1, keepdim=True)
-            if i > 0:
-                grad = mish_backward(torch.bmm(grad, ctx.weights[i]), ctx.terms[i - 1])
-            elif needs[0]:
-                x_grad = torch.bmm(grad, ctx.weights[0]).sum(dim=0)
-        del ctx.inputs, ctx.terms  # free the activations as soon as they are used
-        return x_grad, None, *weight_grads, *bias_grads
+        params = any(needs[2:])
+        x_grad, param_grads = _stack_backward(
+            ctx.tape, grad, ctx.masks if params else None, needs[0]
+        )
+        del ctx.tape  # free the activations as soon as they are used
+        return x_grad, None, *(param_grads or [None] * (len(needs) - 2))
 
 
 def _zero_masked_weights(module: CriticEnsemble, incompatible_keys: object) -> None:

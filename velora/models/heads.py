@@ -10,7 +10,6 @@ SAC losses are written once, in `velora.models.sac`.
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -25,28 +24,19 @@ class PolicySample(NamedTuple):
     continuous heads (the sampled action) and k = n for discrete heads, where `weights`
     holds the `(batch, n)` probabilities. `weights` is None for a single sampled action
     (weight 1), and `action` is None where the expectation needs no drawn action
-    (discrete heads in the update).
+    (discrete heads). `saved` is what the head's `expectation_backward` reuses.
     """
 
     action: torch.Tensor | None
     log_prob: torch.Tensor
     weights: torch.Tensor | None
+    saved: tuple[torch.Tensor, ...] = ()
 
     def expect(self, values: torch.Tensor) -> torch.Tensor:
         """E_pi[values] per row, `(batch,)`, for `values` shaped like `log_prob`."""
         if self.weights is None:
             return values[..., 0]
         return (self.weights * values).sum(dim=-1)
-
-    def split(self, n: int) -> tuple["PolicySample", "PolicySample"]:
-        """The first `n` rows and the rest, e.g. states and next states of one pass."""
-        head = [None if t is None else t[:n] for t in self]
-        tail = [None if t is None else t[n:] for t in self]
-        return PolicySample(*head), PolicySample(*tail)
-
-
-#: a critic as the heads call it: `(batch, in_features)` in, `(n_critics, batch, k)` out.
-Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 class PolicyHead(ABC):
@@ -79,14 +69,32 @@ class PolicyHead(ABC):
         """The terms of the expectations over the policy that the SAC losses take."""
 
     @abstractmethod
-    def q_values(
-        self, critic: Critic, states: torch.Tensor, action: torch.Tensor | None
+    def expectation_backward(
+        self,
+        sample: PolicySample,
+        grad_log_prob: torch.Tensor,
+        grad_weights: torch.Tensor | None,
+        grad_action: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Q for the policy expectation: `(n_critics, batch, k)`, matching `PolicySample`."""
+        """The gradient w.r.t. the actor output, from those w.r.t. `sample`'s fields.
+
+        The chain rule of `expectation` written out (the update runs without autograd);
+        a None gradient is zero.
+        """
 
     @abstractmethod
-    def taken_q(self, critic: Critic, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Q of stored actions: `(n_critics, batch, 1)`."""
+    def critic_input(self, states: torch.Tensor, action: torch.Tensor | None) -> torch.Tensor:
+        """What the critics see for `states` and policy-space `action`."""
+
+    @abstractmethod
+    def taken(self, q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q of the stored `actions` from the critics' `(n_critics, batch, k)` output."""
+
+    @abstractmethod
+    def taken_backward(
+        self, grad: torch.Tensor, q: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """The gradient w.r.t. the critics' output `q`, from that w.r.t. `taken(q)`."""
 
     @abstractmethod
     def random_action(self, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -140,24 +148,49 @@ class ContinuousHead(PolicyHead):
 
     def expectation(self, actor_output: torch.Tensor) -> PolicySample:
         """One reparameterised sample (weight 1) and its log-density."""
-        mean, log_std = self._mean_log_std(actor_output)
+        mean, raw_log_std = actor_output.chunk(2, dim=-1)
+        log_std = raw_log_std.clamp(self.log_std_min, self.log_std_max)
+        std = log_std.exp()
         noise = self.noise_like(mean)
-        u = torch.addcmul(mean, noise, log_std.exp())
+        u = torch.addcmul(mean, noise, std)
+        action = torch.tanh(u)
         # Gaussian log-density of u, minus log|d tanh(u)/du| in its stable form
         # 2 * (log 2 - u - softplus(-2u)) (SpinningUp, Haarnoja et al. 2018 app. C).
         log_prob = torch.addcmul(log_std, noise, noise, value=0.5).neg_()
         log_prob = log_prob.add_(u + F.softplus(-2.0 * u), alpha=2.0)
         log_prob = log_prob.sum(dim=-1, keepdim=True) - self._log_prob_offset
-        return PolicySample(torch.tanh(u), log_prob, None)
+        return PolicySample(action, log_prob, None, (raw_log_std, noise, std))
 
-    def q_values(
-        self, critic: Critic, states: torch.Tensor, action: torch.Tensor | None
+    def expectation_backward(
+        self,
+        sample: PolicySample,
+        grad_log_prob: torch.Tensor,
+        grad_weights: torch.Tensor | None,
+        grad_action: torch.Tensor | None,
     ) -> torch.Tensor:
-        assert action is not None, "a continuous expectation is over the sampled action"
-        return critic(torch.cat((states, action), dim=-1))
+        raw_log_std, noise, std = sample.saved
+        action = sample.action
+        # d log_prob/du = 2 * tanh(u) = 2 * action, d action/du = 1 - action^2.
+        grad_u = (2.0 * grad_log_prob) * action
+        if grad_action is not None:
+            grad_u = grad_u.add_(grad_action - grad_action * action * action)
+        # log_std enters through u (du/dlog_std = noise * std) and directly (-1); the
+        # clamp passes gradient only inside its range, as autograd's clamp does.
+        in_range = (raw_log_std >= self.log_std_min) & (raw_log_std <= self.log_std_max)
+        grad_log_std = (grad_u * noise * std).sub_(grad_log_prob).mul_(in_range)
+        return torch.cat((grad_u, grad_log_std), dim=-1)
 
-    def taken_q(self, critic: Critic, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return critic(torch.cat((states, actions), dim=-1))
+    def critic_input(self, states: torch.Tensor, action: torch.Tensor | None) -> torch.Tensor:
+        assert action is not None, "continuous critics score a state and an action"
+        return torch.cat((states, action), dim=-1)
+
+    def taken(self, q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return q  # the critics already scored the stored actions
+
+    def taken_backward(
+        self, grad: torch.Tensor, q: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        return grad
 
     def random_action(self, batch_size: int, device: torch.device) -> torch.Tensor:
         return torch.rand(batch_size, self.action_dim, device=device) * 2.0 - 1.0
@@ -193,14 +226,30 @@ class DiscreteHead(PolicyHead):
         log_prob = F.log_softmax(actor_output, dim=-1)
         return PolicySample(None, log_prob, log_prob.exp())
 
-    def q_values(
-        self, critic: Critic, states: torch.Tensor, action: torch.Tensor | None
+    def expectation_backward(
+        self,
+        sample: PolicySample,
+        grad_log_prob: torch.Tensor,
+        grad_weights: torch.Tensor | None,
+        grad_action: torch.Tensor | None,
     ) -> torch.Tensor:
-        return critic(states)
+        probs = sample.weights
+        # weights = exp(log_prob): fold their gradient into log_prob's, then through
+        # log_softmax: g - softmax * sum(g).
+        grad = grad_log_prob if grad_weights is None else grad_log_prob + grad_weights * probs
+        return grad - probs * grad.sum(dim=-1, keepdim=True)
 
-    def taken_q(self, critic: Critic, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        q = critic(states)
+    def critic_input(self, states: torch.Tensor, action: torch.Tensor | None) -> torch.Tensor:
+        return states  # one critic output per action
+
+    def taken(self, q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return q.gather(-1, actions.long().expand(q.shape[0], -1, -1))
+
+    def taken_backward(
+        self, grad: torch.Tensor, q: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        index = actions.long().expand(q.shape[0], -1, -1)
+        return torch.zeros_like(q).scatter_(-1, index, grad)
 
     def random_action(self, batch_size: int, device: torch.device) -> torch.Tensor:
         return torch.randint(self.n, (batch_size, 1), device=device)

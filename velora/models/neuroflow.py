@@ -1,12 +1,11 @@
 """NeuroFlow: Soft Actor-Critic with a liquid NCP actor and sparse NCP critics."""
 
 import copy
-import inspect
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +16,7 @@ from velora.gym import add_core_env_wrappers, make_env
 from velora.models.config import AgentConfig
 from velora.models.critic import CriticEnsemble
 from velora.models.heads import PolicyHead, make_head
+from velora.models.optim import make_optimizer
 from velora.models.persistence import load_agent, save_agent
 from velora.models.sac import sac_update
 from velora.nn import LiquidNCPNetwork
@@ -25,23 +25,6 @@ from velora.utils.checks import check_int, check_positive
 
 if TYPE_CHECKING:
     from velora.training import TrainSummary
-
-
-def _make_optimizer(
-    optim: type[torch.optim.Optimizer], params: Any, lr: float
-) -> torch.optim.Optimizer:
-    """`optim(params, lr)`, fused into one kernel per step where the class supports it.
-
-    For networks this small the optimiser step is dominated by per-tensor op overhead;
-    the fused Adam/AdamW/SGD step is about 3x faster on CPU and computes the same update.
-    """
-    params = list(params)
-    if "fused" in inspect.signature(optim).parameters:
-        try:
-            return optim(params, lr=lr, fused=True)
-        except (RuntimeError, ValueError):  # e.g. a dtype or device without a fused kernel
-            pass
-    return optim(params, lr=lr)
 
 
 class NeuroFlow:
@@ -125,9 +108,9 @@ class NeuroFlow:
         self.log_alpha = torch.tensor(
             math.log(initial_alpha), device=self.device, requires_grad=True
         )
-        self.actor_optim = _make_optimizer(optim, self.actor.parameters(), actor_lr)
-        self.critic_optim = _make_optimizer(optim, self.critic.parameters(), critic_lr)
-        self.entropy_optim = _make_optimizer(optim, [self.log_alpha], alpha_lr)
+        self.actor_optim = make_optimizer(optim, self.actor.parameters(), actor_lr)
+        self.critic_optim = make_optimizer(optim, self.critic.parameters(), critic_lr)
+        self.entropy_optim = make_optimizer(optim, [self.log_alpha], alpha_lr)
         self.buffer = ReplayBuffer(
             buffer_size,
             state_dim,

@@ -1,0 +1,162 @@
+"""The hand-written pieces of the SAC update against autograd and `Optimizer.step`.
+
+`tests/test_update_reference.py` checks the whole update; these pin each piece on its
+own (heads' chain rules, the critics' backward, the fused Adam shortcut), so a failure
+names the piece.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from velora.models.critic import CriticEnsemble
+from velora.models.heads import ContinuousHead, DiscreteHead
+from velora.models.optim import apply_gradients, make_optimizer, optimized_params
+
+
+def continuous_head(action_dim: int = 2) -> ContinuousHead:
+    space = gym.spaces.Box(-2.0, 3.0, shape=(action_dim,), dtype=np.float32)
+    return ContinuousHead(space, (-5.0, 2.0), torch.device("cpu"))
+
+
+def vjp_of_expectation(head, output, grad_log_prob, grad_weights, grad_action):
+    """What autograd gives for the same upstream gradients."""
+    output = output.detach().requires_grad_(True)
+    sample = head.expectation(output)
+    total = (sample.log_prob * grad_log_prob).sum()
+    if grad_weights is not None:
+        total = total + (sample.weights * grad_weights).sum()
+    if grad_action is not None:
+        total = total + (sample.action * grad_action).sum()
+    (grad,) = torch.autograd.grad(total, output)
+    return grad
+
+
+def test_continuous_expectation_backward_matches_autograd_including_clamped_log_std():
+    head = continuous_head()
+    gen = torch.Generator().manual_seed(0)
+    output = torch.randn(64, 4, generator=gen, dtype=torch.float64) * 2
+    output[:8, 2:] = 5.0  # above log_std_max: no gradient reaches these log_std entries
+    output[8:16, 2:] = -9.0  # below log_std_min
+    output[16:, 2:] = output[16:, 2:].clamp(-4.5, 1.5)  # inside the range
+    noise = torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    head.noise_like = lambda mean: noise
+    grad_log_prob = torch.randn(64, 1, generator=gen, dtype=torch.float64)
+    grad_action = torch.randn(64, 2, generator=gen, dtype=torch.float64)
+
+    sample = head.expectation(output)
+    ours = head.expectation_backward(sample, grad_log_prob, None, grad_action)
+    expected = vjp_of_expectation(head, output, grad_log_prob, None, grad_action)
+    # d/du (u + softplus(-2u)) is written as tanh(u); autograd's form differs by a few
+    # float64 ulps where |u| is large.
+    torch.testing.assert_close(ours, expected, rtol=1e-8, atol=1e-7)
+    assert torch.all(ours[:16, 2:] == 0) and torch.all(ours[16:, 2:] != 0)
+    # Without an action gradient only the log-density's own terms remain.
+    torch.testing.assert_close(
+        head.expectation_backward(sample, grad_log_prob, None, None),
+        vjp_of_expectation(head, output, grad_log_prob, None, None),
+        rtol=1e-8,
+        atol=1e-7,
+    )
+
+
+def test_discrete_expectation_backward_matches_autograd():
+    head = DiscreteHead(gym.spaces.Discrete(5))
+    gen = torch.Generator().manual_seed(1)
+    output = torch.randn(32, 5, generator=gen, dtype=torch.float64) * 3
+    grad_log_prob = torch.randn(32, 5, generator=gen, dtype=torch.float64)
+    grad_weights = torch.randn(32, 5, generator=gen, dtype=torch.float64)
+
+    sample = head.expectation(output)
+    for weights_grad in (grad_weights, None):
+        torch.testing.assert_close(
+            head.expectation_backward(sample, grad_log_prob, weights_grad, None),
+            vjp_of_expectation(head, output, grad_log_prob, weights_grad, None),
+            rtol=1e-10,
+            atol=1e-12,
+        )
+
+
+def test_discrete_taken_backward_is_the_gather_gradient():
+    head = DiscreteHead(gym.spaces.Discrete(3))
+    q = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    actions = torch.tensor([[0.0], [2.0], [1.0], [2.0], [0.0], [1.0]])
+    grad = torch.randn(2, 6, 1, dtype=torch.float64)
+    (expected,) = torch.autograd.grad((head.taken(q, actions) * grad).sum(), q)
+    assert torch.equal(head.taken_backward(grad, q, actions), expected)
+
+
+@pytest.mark.parametrize("n_critics", [1, 2, 3])
+def test_critic_backward_matches_autograd_through_forward(n_critics):
+    critics = CriticEnsemble(6, 16, 2, n_critics=n_critics, seed=3).double()
+    x = torch.randn(20, 6, dtype=torch.float64)
+    grad = torch.randn(n_critics, 20, 2, dtype=torch.float64)
+
+    q, tape = critics.forward_saved(x)
+    x_grad, param_grads = critics.backward(tape, grad, x_grad=True, params=True)
+
+    x_leaf = x.clone().requires_grad_(True)
+    reference = critics(x_leaf)
+    expected = torch.autograd.grad((reference * grad).sum(), [x_leaf, *critics.parameters()])
+    assert torch.equal(q, reference.detach())
+    torch.testing.assert_close(x_grad, expected[0], rtol=1e-10, atol=1e-12)
+    assert len(param_grads) == len(expected) - 1
+    for ours, theirs in zip(param_grads, expected[1:], strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    # The pieces asked for, and only those.
+    assert critics.backward(tape, grad, x_grad=False, params=True)[0] is None
+    x_only, none = critics.backward(tape, grad, x_grad=True, params=False)
+    assert none == [] and torch.equal(x_only, x_grad)
+
+
+def _two_models(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    twin.load_state_dict(model.state_dict())
+    return model, twin
+
+
+@pytest.mark.parametrize("optim", [torch.optim.Adam, torch.optim.AdamW])
+def test_apply_gradients_equals_optimizer_step(optim):
+    """The fused-kernel shortcut gives bit-identical parameters and optimiser state."""
+    ours, theirs = _two_models()
+    ours_optim = make_optimizer(optim, ours.parameters(), 1e-2)
+    theirs_optim = make_optimizer(optim, theirs.parameters(), 1e-2)
+    gen = torch.Generator().manual_seed(5)
+    for step in range(6):
+        if step == 3:  # a changed learning rate is picked up, as step() would
+            for opt in (ours_optim, theirs_optim):
+                opt.param_groups[0]["lr"] = 3e-3
+        grads = [torch.randn(p.shape, generator=gen) for p in ours.parameters()]
+        apply_gradients(ours_optim, grads)
+        for p, g in zip(theirs.parameters(), grads, strict=True):
+            p.grad = g.clone()
+        theirs_optim.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+        assert a.grad is None
+    ours_state, theirs_state = ours_optim.state_dict(), theirs_optim.state_dict()
+    for key, values in theirs_state["state"].items():
+        for name, value in values.items():
+            assert torch.equal(ours_state["state"][key][name], value), (key, name)
+
+
+def test_apply_gradients_runs_patched_steps_and_other_optimizers():
+    """A wrapped `step` (schedulers, tests) and non-Adam classes take `step()` itself."""
+    model, _ = _two_models()
+    optim = make_optimizer(torch.optim.SGD, model.parameters(), 0.5)
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = [torch.ones_like(p) for p in model.parameters()]
+    apply_gradients(optim, grads)
+    for p, b in zip(model.parameters(), before, strict=True):
+        assert torch.allclose(p, b - 0.5)
+
+    adam = make_optimizer(torch.optim.Adam, model.parameters(), 1e-3)
+    seen = []
+    real_step = adam.step
+    adam.step = lambda: (seen.append([p.grad.clone() for p in optimized_params(adam)]), real_step())
+    for _ in range(2):
+        apply_gradients(adam, grads)
+    assert len(seen) == 2 and all(torch.equal(g, 1.0 + 0 * g) for g in seen[1])
