@@ -78,8 +78,9 @@ class PolicyHead(ABC):
     ) -> torch.Tensor:
         """The gradient w.r.t. the actor output, from those w.r.t. `sample`'s fields.
 
-        The chain rule of `expectation` written out (the update runs without autograd);
-        a None gradient is zero.
+        The chain rule of `expectation` written out (the update runs without autograd).
+        Gradients broadcast against their fields (a 0-dim one is the same for every
+        entry); a None gradient is zero.
         """
 
     @abstractmethod

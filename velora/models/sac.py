@@ -11,6 +11,7 @@ those of the textbook equations (checked against a plain reference in the tests)
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 from velora.buffer import Batch
 from velora.models.optim import apply_gradients, optimized_params
@@ -64,16 +65,17 @@ def sac_update(agent: "NeuroFlow", batch: Batch) -> torch.Tensor:
         min_q, argmin = q_pi.min(dim=0)
         values = alpha * pi.log_prob - min_q
         actor_loss = pi.expect(values).mean()
-        grad_values = torch.full_like(values, 1.0 / n) if pi.weights is None else pi.weights / n
+        if pi.weights is None:  # one drawn action per row, weight 1
+            grad_log_prob, grad_weights = alpha / n, None
+        else:  # an exact sum over actions weighted by their probabilities
+            grad_log_prob, grad_weights = pi.weights * (alpha / n), values / n
         grad_action = None
         if pi.action is not None:  # the critics score the drawn action: d(-min Q)/d action
-            grad_min = torch.zeros_like(q_pi)
-            grad_min.scatter_(0, argmin.unsqueeze(0), grad_values.neg().unsqueeze(0))
+            grad_min = torch.zeros_like(q_pi).scatter_(0, argmin.unsqueeze(0), -1.0 / n)
             grad_input = critic.backward(tape, grad_min, x_grad=True, params=False)[0]
             grad_action = grad_input[:, batch.states.shape[1] :]
-        grad_weights = None if pi.weights is None else values / n
-        grad_pi = head.expectation_backward(pi, alpha * grad_values, grad_weights, grad_action)
-        grad_output = torch.cat((grad_pi, torch.zeros_like(grad_pi)))
+        grad_pi = head.expectation_backward(pi, grad_log_prob, grad_weights, grad_action)
+        grad_output = F.pad(grad_pi, (0, 0, 0, n))  # the next-state rows get none
     actor_grads = torch.autograd.grad(output, optimized_params(agent.actor_optim), grad_output)
     apply_gradients(agent.actor_optim, actor_grads)
 
