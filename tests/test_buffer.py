@@ -182,6 +182,16 @@ def test_add_batch_takes_integer_actions_and_rejects_wrong_widths():
     assert len(buffer) == 2
 
 
+def test_add_rejects_a_wrong_width_field_and_writes_nothing():
+    buffer = new_buffer(2)
+    fill(buffer, range(2))
+    before = buffer.storage.clone()
+    wrong = {**transition(5), "hidden": torch.zeros(1)}  # would broadcast if written
+    with pytest.raises(ValueError, match="values"):
+        buffer.add(**wrong)
+    assert torch.equal(buffer.storage, before) and buffer.position == 0
+
+
 def test_exactly_full_buffer_keeps_everything():
     buffer = new_buffer(4)
     fill(buffer, range(4))

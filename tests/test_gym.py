@@ -10,7 +10,13 @@ import pytest
 import torch
 from gymnasium import spaces
 from gymnasium.error import DependencyNotInstalled
-from gymnasium.wrappers import ClipAction, RecordEpisodeStatistics, TimeLimit, TransformReward
+from gymnasium.wrappers import (
+    ClipAction,
+    NumpyToTorch,
+    RecordEpisodeStatistics,
+    TimeLimit,
+    TransformReward,
+)
 
 from velora.gym import (
     EnvResult,
@@ -150,6 +156,28 @@ def test_core_wrappers_give_float32_tensors_and_episode_stats(env_id):
     assert "episode" in info
     assert int(info["episode"]["l"]) == steps
     assert float(info["episode"]["r"]) == pytest.approx(total)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "InvertedPendulum-v5", "HalfCheetah-v5"])
+def test_core_wrappers_convert_like_gymnasium(env_id):
+    """The direct conversion gives what Gymnasium's `NumpyToTorch` gives, info included."""
+    ours = add_core_env_wrappers(make_env(env_id), "cpu")
+    # The same stack with Gymnasium's own conversion on top.
+    theirs = NumpyToTorch(add_core_env_wrappers(make_env(env_id), "cpu").env, device="cpu")
+    results = [env.reset(seed=0) for env in (ours, theirs)]
+    ours.action_space.seed(0)
+    for _ in range(30):
+        action = torch.as_tensor(ours.action_space.sample())
+        results += [ours.step(action), theirs.step(action)]
+    for mine, ref in zip(results[::2], results[1::2], strict=True):
+        assert [type(v) for v in mine] == [type(v) for v in ref]
+        assert torch.equal(mine[0], ref[0]) and mine[1:-1] == ref[1:-1]
+        mine_info, ref_info = mine[-1], ref[-1]
+        if "episode" in ref_info:  # its elapsed time "t" differs between the two envs
+            assert mine_info.pop("episode").keys() == ref_info.pop("episode").keys()
+        assert mine_info.keys() == ref_info.keys()
+        for key, value in ref_info.items():
+            assert value.dtype == mine_info[key].dtype and torch.equal(value, mine_info[key])
 
 
 def test_core_wrappers_reject_non_box_observations():
