@@ -2,7 +2,7 @@
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any, Self
 
@@ -78,7 +78,8 @@ class MetricsWriter:
         """Buffer one episode in memory; nothing touches the database until `flush`."""
         if self._experiment_id is None:
             raise RuntimeError("call start() or resume() before add()")
-        row = asdict(record)
+        # Shallow: the fields are plain numbers, which `asdict` would deep-copy one by one.
+        row = {field.name: getattr(record, field.name) for field in fields(record)}
         row["experiment_id"] = self._experiment_id
         row["created_at"] = utc_now()  # When the episode ended, not when it was flushed.
         self._buffer.append(row)

@@ -263,12 +263,13 @@ def _train(
             agent.recent_rewards = list(recent)
             reward_max = max(reward_max, reward)
             agent.reward_max = reward_max
+            window = np.array(recent)  # once: np.mean/np.std would each convert the deque
             record = EpisodeRecord(
                 episode_num=agent.episodes_done,
                 reward=reward,
                 length=length,
-                reward_moving_avg=float(np.mean(recent)),
-                reward_moving_std=float(np.std(recent)),
+                reward_moving_avg=float(window.mean()),
+                reward_moving_std=float(window.std()),
                 **losses,
             )
             pending.append(record)
