@@ -52,7 +52,9 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads: Sequence[torch.Tens
     params, steps, exp_avgs, exp_avg_sqs = state
     beta1, beta2 = group["betas"]
     torch._foreach_add_(steps, 1)
-    kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+    # Older torch has no such option: AdamW alone decouples its weight decay there.
+    decoupled = group.get("decoupled_weight_decay", type(optimizer) is torch.optim.AdamW)
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     kernel(
         params,
         list(grads),
