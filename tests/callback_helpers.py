@@ -1,5 +1,5 @@
 """Callbacks the tests share: one that records what each hook saw, and ones that stop
-training, or press Ctrl-C, at an exact point."""
+training, or press Ctrl-C, at an exact point; and a counter of the agent's updates."""
 
 from velora.callbacks import TrainCallback
 
@@ -85,3 +85,16 @@ class Recorder(TrainCallback):
 
     def on_train_end(self, state) -> None:
         self.ended += 1
+
+
+def count_updates(agent, monkeypatch) -> list[int]:
+    """The agent's step count at each `update` call, filled as training runs."""
+    update_steps: list[int] = []
+    update = agent.update
+
+    def counting_update(batch_size):
+        update_steps.append(agent.steps_done)
+        return update(batch_size)
+
+    monkeypatch.setattr(agent, "update", counting_update)
+    return update_steps

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from callback_helpers import Recorder, StopAtEpisode, StopAtStep
+from callback_helpers import Recorder, StopAtEpisode, StopAtStep, count_updates
 from gymnasium import spaces
 from sqlmodel import Session, select
 
@@ -141,14 +141,7 @@ def test_warmup_then_one_update_per_step(monkeypatch):
     warmup = 50
     recorder = Recorder()
     agent = NeuroFlow("CartPole-v1", **TINY, seed=2)
-    update_steps: list[int] = []
-    update = agent.update
-
-    def counting_update(batch_size):
-        update_steps.append(agent.steps_done)
-        return update(batch_size)
-
-    monkeypatch.setattr(agent, "update", counting_update)
+    update_steps = count_updates(agent, monkeypatch)
     summary = agent.train(16, n_episodes=8, max_steps=20, warmup_steps=warmup, callbacks=[recorder])
     assert summary.steps > warmup + 10
     # Nothing is learnt during the warm-up, then exactly one update per step.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from callback_helpers import CtrlCAtEpisode, Recorder, StopAtStep
+from callback_helpers import CtrlCAtEpisode, Recorder, StopAtStep, count_updates
 from gymnasium import spaces
 
 from velora.callbacks import RecordVideos, SaveCheckpoints
@@ -131,14 +131,7 @@ def test_buffer_stores_true_final_obs_and_done_only_for_terminations():
 def test_updates_per_step_follow_each_vector_step(monkeypatch):
     n_envs, warmup = 4, 16
     agent = NeuroFlow("CartPole-v1", **TINY, seed=2)
-    update_steps: list[int] = []
-    update = agent.update
-
-    def counting_update(batch_size):
-        update_steps.append(agent.steps_done)
-        return update(batch_size)
-
-    monkeypatch.setattr(agent, "update", counting_update)
+    update_steps = count_updates(agent, monkeypatch)
     summary = agent.train(
         16,
         n_episodes=6,

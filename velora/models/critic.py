@@ -61,16 +61,16 @@ class CriticEnsemble(nn.Module):
         none are computed for the critics' own parameters.
 
         Weights outside the masks are exactly zero (set so at construction and after
-        loading), so the forward uses them as they are and only the weight gradients
-        are multiplied by the masks, which keeps those weights at zero.
+        loading); where autograd records the pass they are multiplied by the masks, so
+        their gradients are zero too and they stay zero under any optimiser. The SAC
+        update does not come here: it uses `forward_saved` and `backward`.
         """
         weights, biases = list(self.weights), list(self.biases)
         if frozen:
             weights = [w.detach() for w in weights]
             biases = [b.detach() for b in biases]
-        if torch.is_grad_enabled() and (x.requires_grad or not frozen):
-            # One autograd node for the whole stack instead of ~20 small ones.
-            return _StackedCritics.apply(x, self, *weights, *biases)
+        elif torch.is_grad_enabled():
+            weights = [w * mask for w, mask in zip(weights, self.masks(), strict=True)]
         return _stack_forward(x, weights, biases)[0]
 
     def forward_saved(self, x: torch.Tensor) -> tuple[torch.Tensor, "CriticTape"]:
@@ -132,32 +132,6 @@ def _stack_backward(
         if i > 0:
             grad = mish_backward(grad, tape.terms[i - 1])
     return grad.sum(dim=0), weight_grads[::-1] + bias_grads[::-1]
-
-
-class _StackedCritics(torch.autograd.Function):
-    """The ensemble's layers (batched matmul, Mish, ..., batched matmul) as one node.
-
-    For networks this small the autograd graph's per-node cost outweighs the
-    arithmetic; the backward is `_stack_backward`, the chain rule written out once.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, critic: CriticEnsemble, *params: torch.Tensor):
-        n_layers = len(params) // 2
-        weights, biases = list(params[:n_layers]), list(params[n_layers:])
-        output, inputs, terms = _stack_forward(x, weights, biases)
-        ctx.tape, ctx.masks = CriticTape(inputs, terms, weights), critic.masks()
-        return output
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        needs = ctx.needs_input_grad
-        params = any(needs[2:])
-        x_grad, param_grads = _stack_backward(
-            ctx.tape, grad, ctx.masks if params else None, needs[0]
-        )
-        del ctx.tape  # free the activations as soon as they are used
-        return x_grad, None, *(param_grads or [None] * (len(needs) - 2))
 
 
 def _zero_masked_weights(module: CriticEnsemble, incompatible_keys: object) -> None:
