@@ -13,6 +13,7 @@ import torch
 from velora.models.critic import CriticEnsemble
 from velora.models.heads import ContinuousHead, DiscreteHead
 from velora.models.optim import apply_gradients, make_optimizer, optimized_params
+from velora.nn import LiquidCell, LiquidNCPNetwork
 
 
 def continuous_head(action_dim: int = 2) -> ContinuousHead:
@@ -103,6 +104,32 @@ def test_critic_backward_matches_autograd_through_forward(n_critics):
     assert critics.backward(tape, grad, x_grad=False, params=True)[0] is None
     x_only, none = critics.backward(tape, grad, x_grad=True, params=False)
     assert none == [] and torch.equal(x_only, x_grad)
+
+
+@pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
+def test_liquid_backward_matches_autograd_through_the_modules(mode):
+    """The actor's `forward_saved` + `backward` (fused in the default mode, autograd in
+    the others) against autograd through the layer modules."""
+    torch.manual_seed(0)
+    net = LiquidNCPNetwork(5, 20, 4, seed=2)
+    net.command = LiquidCell(net.command.in_features, net.hidden_size, mode=mode)
+    net = net.double()
+    x = torch.randn(9, 5, dtype=torch.float64)
+    hidden = torch.randn(9, net.hidden_size, dtype=torch.float64)
+    grad = torch.randn(9, 4, dtype=torch.float64)
+
+    with torch.no_grad():  # as the update calls it
+        output, new_hidden, tape = net.forward_saved(x, hidden)
+        grads = net.backward(tape, grad)
+
+    output_ref, new_hidden_ref = net.forward_modules(x, hidden)
+    expected = torch.autograd.grad((output_ref * grad).sum(), list(net.parameters()))
+    torch.testing.assert_close(output, output_ref.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(new_hidden, new_hidden_ref.detach(), rtol=1e-12, atol=1e-12)
+    assert not output.requires_grad and not new_hidden.requires_grad
+    assert len(grads) == len(expected)
+    for (name, _), ours, theirs in zip(net.named_parameters(), grads, expected, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12, msg=name)
 
 
 def _two_models(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -1,5 +1,8 @@
 """The two NCP networks: a recurrent liquid one (actor) and a feed-forward one (critics)."""
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -7,6 +10,17 @@ from velora.nn.activation import Mish, mish_backward, mish_with_terms
 from velora.nn.cell import LiquidCell
 from velora.nn.sparse import SparseLinear
 from velora.nn.wiring import Wiring
+
+# `_liquid_step_backward`'s needs: the six parameters' gradients, not x's or hidden's.
+_PARAMS_ONLY = (False, False) + (True,) * 6
+
+
+class LiquidTape(NamedTuple):
+    """A `forward_saved` pass: the fused step's saved tensors, or (other cell modes) the
+    output with its autograd graph."""
+
+    saved: tuple | None
+    graph: torch.Tensor | None
 
 
 class LiquidNCPNetwork(nn.Module):
@@ -59,9 +73,7 @@ class LiquidNCPNetwork(nn.Module):
             hidden = self.initial_hidden(x.shape[0])
         if self.command.mode != "default":
             return self.forward_modules(x, hidden)
-        layers = (self.inter, self.command.heads, self.motor)
-        params = [p for layer in layers for p in (layer.weight, layer.bias)]
-        masks = [layer.mask for layer in layers]
+        masks, params = self._fused_layers()
         if torch.is_grad_enabled() and (
             x.requires_grad or hidden.requires_grad or any(p.requires_grad for p in params)
         ):
@@ -69,6 +81,35 @@ class LiquidNCPNetwork(nn.Module):
             return _LiquidStep.apply(x, hidden, masks, *params)
         with torch.no_grad():
             return _liquid_step(x, hidden, masks, params)[:2]
+
+    def forward_saved(
+        self, x: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, LiquidTape]:
+        """`forward` without autograd's bookkeeping, and what `backward` needs: for
+        hand-written updates (the SAC update's actor pass)."""
+        if self.command.mode != "default":
+            with torch.enable_grad():
+                output, new_hidden = self.forward_modules(x, hidden)
+            return output.detach(), new_hidden.detach(), LiquidTape(None, output)
+        masks, params = self._fused_layers()
+        with torch.no_grad():
+            output, new_hidden, *saved = _liquid_step(x, hidden, masks, params)
+        return output, new_hidden, LiquidTape((x, masks, *saved), None)
+
+    def backward(self, tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
+        """The parameters' gradients, in `parameters()` order, of a `forward_saved` pass
+        from `grad_output` w.r.t. its output (the new hidden state's taken as zero)."""
+        if tape.graph is not None:
+            return list(torch.autograd.grad(tape.graph, list(self.parameters()), grad_output))
+        with torch.no_grad():
+            return _liquid_step_backward(tape.saved, grad_output, None, _PARAMS_ONLY)[2:]
+
+    def _fused_layers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The default-mode step's masks and parameters, in `parameters()` order."""
+        layers = (self.inter, self.command.heads, self.motor)
+        return [layer.mask for layer in layers], [
+            p for layer in layers for p in (layer.weight, layer.bias)
+        ]
 
     def forward_modules(
         self, x: torch.Tensor, hidden: torch.Tensor
@@ -113,6 +154,54 @@ def _liquid_step(
     )
 
 
+def _liquid_step_backward(
+    saved: tuple,
+    grad_output: torch.Tensor | None,
+    grad_hidden: torch.Tensor | None,
+    needs: Sequence[bool],
+) -> list[torch.Tensor | None]:
+    """The chain rule of `_liquid_step`: gradients w.r.t. x, hidden and the 6 parameters.
+
+    `saved` is `(x, masks, masked weights, joined, ff, gate, command, Mish terms)`;
+    `needs` says which of the 8 gradients to compute (the others come back None). A
+    None incoming gradient is zero.
+    """
+    x, masks, (w_in, w_cell, w_out), joined, ff, gate, command, terms = saved
+    size = gate.shape[-1]
+    grads: list[torch.Tensor | None] = [None] * 8
+    if grad_output is None:
+        grad_output = torch.zeros(x.shape[0], w_out.shape[0], dtype=x.dtype, device=x.device)
+    if needs[6]:
+        grads[6] = (grad_output.t() @ command).mul_(masks[2])
+    if needs[7]:
+        grads[7] = grad_output.sum(dim=0)
+    grad_pre = mish_backward(grad_output @ w_out, terms[1])  # d/d(projection + h')
+    grad_new = grad_pre if grad_hidden is None else grad_pre + grad_hidden
+    ff1, ff2 = ff[:, :size], ff[:, size:]
+    grad_ff = torch.cat((grad_new - grad_new * gate, grad_new * gate), dim=-1)
+    grad_ff.mul_(1.0 - ff * ff)  # tanh'
+    grad_gate = (grad_new * (ff2 - ff1)).mul_(gate * (1.0 - gate))  # sigmoid'
+    grad_heads = torch.cat((grad_ff, grad_gate, grad_gate, grad_pre), dim=-1)
+    if needs[4]:
+        grads[4] = (grad_heads.t() @ joined).mul_(masks[1])
+    if needs[5]:
+        grads[5] = grad_heads.sum(dim=0)
+    if not (needs[0] or needs[1] or needs[2] or needs[3]):
+        return grads
+    grad_joined = grad_heads @ w_cell
+    n_inter = joined.shape[-1] - size
+    if needs[1]:
+        grads[1] = grad_joined[:, n_inter:]
+    grad_inter = mish_backward(grad_joined[:, :n_inter], terms[0])
+    if needs[2]:
+        grads[2] = (grad_inter.t() @ x).mul_(masks[0])
+    if needs[3]:
+        grads[3] = grad_inter.sum(dim=0)
+    if needs[0]:
+        grads[0] = grad_inter @ w_in
+    return grads
+
+
 class _LiquidStep(torch.autograd.Function):
     """The default-mode liquid step as one autograd node, its chain rule written out.
 
@@ -121,47 +210,18 @@ class _LiquidStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, hidden, masks, *params):
-        output, new_hidden, weights, joined, ff, gate, command, terms = _liquid_step(
-            x, hidden, masks, list(params)
-        )
+        output, new_hidden, *saved = _liquid_step(x, hidden, masks, list(params))
         ctx.set_materialize_grads(False)
-        ctx.saved = (x, masks, weights, joined, ff, gate, command, terms)
+        ctx.saved = (x, masks, *saved)
         return output, new_hidden
 
     @staticmethod
     def backward(ctx, grad_output, grad_hidden):
-        x, masks, (w_in, w_cell, w_out), joined, ff, gate, command, terms = ctx.saved
+        saved = ctx.saved
         del ctx.saved
         needs = ctx.needs_input_grad
-        size = gate.shape[-1]
-        grads: list[torch.Tensor | None] = [None] * 6
-        if grad_output is None:
-            grad_output = torch.zeros(x.shape[0], w_out.shape[0], dtype=x.dtype, device=x.device)
-        if needs[7]:
-            grads[4] = (grad_output.t() @ command).mul_(masks[2])
-        if needs[8]:
-            grads[5] = grad_output.sum(dim=0)
-        grad_pre = mish_backward(grad_output @ w_out, terms[1])  # d/d(projection + h')
-        grad_new = grad_pre if grad_hidden is None else grad_pre + grad_hidden
-        ff1, ff2 = ff[:, :size], ff[:, size:]
-        grad_ff = torch.cat((grad_new - grad_new * gate, grad_new * gate), dim=-1)
-        grad_ff.mul_(1.0 - ff * ff)  # tanh'
-        grad_gate = (grad_new * (ff2 - ff1)).mul_(gate * (1.0 - gate))  # sigmoid'
-        grad_heads = torch.cat((grad_ff, grad_gate, grad_gate, grad_pre), dim=-1)
-        if needs[5]:
-            grads[2] = (grad_heads.t() @ joined).mul_(masks[1])
-        if needs[6]:
-            grads[3] = grad_heads.sum(dim=0)
-        grad_joined = grad_heads @ w_cell
-        n_inter = joined.shape[-1] - size
-        grad_hidden_in = grad_joined[:, n_inter:] if needs[1] else None
-        grad_inter = mish_backward(grad_joined[:, :n_inter], terms[0])
-        if needs[3]:
-            grads[0] = (grad_inter.t() @ x).mul_(masks[0])
-        if needs[4]:
-            grads[1] = grad_inter.sum(dim=0)
-        grad_x = grad_inter @ w_in if needs[0] else None
-        return grad_x, grad_hidden_in, None, *grads
+        grads = _liquid_step_backward(saved, grad_output, grad_hidden, needs[:2] + needs[3:])
+        return grads[0], grads[1], None, *grads[2:]
 
 
 class NCPNetwork(nn.Module):
