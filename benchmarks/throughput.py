@@ -13,6 +13,10 @@ twice: with the library's own torch thread setting (what a user gets) and pinned
 thread (the setting this Velora picks for tiny networks). Runs alternate between
 implementations per env, so machine noise hits them alike.
 
+Our agent runs twice: eager (the default) and after `agent.compile()` (torch.compile),
+whose steady rate is timed from a few steps after warm-up; its one-off compile time
+and the whole-run rate with the compile counted are in the note.
+
 Also printed: the pure cost of one SAC update (no env), the env-only step cost (random
 policy on the raw env: the ceiling), the loop's overhead ratio
 `loop time per step / (update + env step)` (target <= 1.5), and the memory of a
@@ -95,6 +99,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-envs", type=int, nargs="*", default=[], help="extra runs of ours")
     p.add_argument("--skip-baselines", action="store_true", help="only this Velora")
+    p.add_argument("--no-compile", action="store_true", help="skip the agent.compile() runs")
     p.add_argument("--repeats", type=int, default=1, help="rounds; the table shows medians")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     p.add_argument("--json", type=Path, help="also write every raw result here")
@@ -129,6 +134,15 @@ def main() -> None:
             ("velora (this)", ours, "velora_current.py", []),
             ("velora update", ours, "velora_current.py", ["--mode", "update"]),
             *[
+                ("velora (this), compiled", ours, "velora_current.py", ["--compile"]),
+                (
+                    "velora update, compiled",
+                    ours,
+                    "velora_current.py",
+                    ["--mode", "update", "--compile"],
+                ),
+            ][: 0 if args.no_compile else 2],
+            *[
                 (f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)])
                 for n in args.n_envs
             ],
@@ -160,7 +174,19 @@ def main() -> None:
         results.append({"run": "random policy", "env": env, "steps_per_s": env_rate})
 
         ours_rate = _rate(this)
-        table.append((env, "velora (this)", ours_rate, ours_rate, ""))
+        table.append((env, "velora (this)", ours_rate, ours_rate, "eager (the default)"))
+        compiled = measured.get("velora (this), compiled")
+        if compiled is not None:
+            rate = _rate(compiled)
+            note = (
+                f"`agent.compile()`: steady rate after a one-off compile of "
+                f"{_fmt(compiled.get('compile_s'))} s; "
+                f"{_fmt(compiled.get('with_compile_steps_per_s'))} steps/s over this run "
+                "with the compile counted"
+                if "na" not in compiled
+                else compiled["na"]
+            )
+            table.append((env, "velora (this), compiled", rate, rate, note))
         for n, result in extra_runs:
             rate = _rate(result)
             gain = f"; {rate / ours_rate:.1f}x the env steps/s of 1 env" if rate else ""
@@ -173,11 +199,16 @@ def main() -> None:
             table.append((env, label, _rate(default), _rate(single), note))
         table.append((env, "random policy, raw env (ceiling)", env_rate, env_rate, ""))
 
-        update_ms, in_loop_ms = update.get("update_ms"), this.get("update_in_loop_ms")
         env_ms = 1e3 / env_rate
-        loop_ms = 1e3 / ours_rate if ours_rate else None
-        ratio = loop_ms / (update_ms + env_ms) if loop_ms and update_ms else None
-        overhead_rows.append((env, update_ms, in_loop_ms, env_ms, loop_ms, ratio))
+        runs = [("eager", this, update)]
+        if compiled is not None:
+            runs.append(("compiled", compiled, measured["velora update, compiled"]))
+        for label, train_run, update_run in runs:
+            update_ms, in_loop_ms = update_run.get("update_ms"), train_run.get("update_in_loop_ms")
+            rate = _rate(train_run)
+            loop_ms = 1e3 / rate if rate else None
+            ratio = loop_ms / (update_ms + env_ms) if loop_ms and update_ms else None
+            overhead_rows.append((env, label, update_ms, in_loop_ms, env_ms, loop_ms, ratio))
 
     print(
         f"\nEnv steps per second after warm-up ({args.steps:,} steps, warm-up {args.warmup}, "
@@ -185,28 +216,37 @@ def main() -> None:
     )
     print(
         "| env | run | steps/s (library threads) | steps/s (1 thread) "
-        "| velora (this) is x faster | note |"
+        "| velora (this) is x faster | compiled is x faster | note |"
     )
-    print("|---|---|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---|")
     ours_by_env = {env: rate for env, run, rate, _, _ in table if run == "velora (this)"}
+    compiled_by_env = {
+        env: rate for env, run, rate, _, _ in table if run == "velora (this), compiled"
+    }
+
+    def speedup(ours: float | None, default: float | None, single: float | None) -> str:
+        return " / ".join(f"{ours / r:.1f}" for r in (default, single) if r and ours)
+
     for env, name, default, single, note in table:
-        ours_rate = ours_by_env[env]
-        speedups = [ours_rate / r for r in (default, single) if r and ours_rate]
-        speedup = " / ".join(f"{s:.1f}" for s in speedups)
+        ours_x = speedup(ours_by_env[env], default, single)
+        compiled_x = speedup(compiled_by_env.get(env), default, single)
         if name.startswith(("velora (this)", "random policy")):
-            speedup = ""
-        print(f"| {env} | {name} | {_fmt(default)} | {_fmt(single)} | {speedup} | {note} |")
+            ours_x = compiled_x = ""
+        print(
+            f"| {env} | {name} | {_fmt(default)} | {_fmt(single)} | {ours_x} | {compiled_x} "
+            f"| {note} |"
+        )
 
     print("\nWhere a step's time goes (this Velora)\n")
     print(
-        "| env | SAC update, pure (ms) | same, inside the loop (ms) | env step, raw (ms) "
+        "| env | run | SAC update, pure (ms) | same, inside the loop (ms) | env step, raw (ms) "
         "| loop per step (ms) | loop / (pure update + env) |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
-    for env, update_ms, in_loop_ms, env_ms, loop_ms, ratio in overhead_rows:
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for env, label, update_ms, in_loop_ms, env_ms, loop_ms, ratio in overhead_rows:
         print(
-            f"| {env} | {_fmt(update_ms, 3)} | {_fmt(in_loop_ms, 3)} | {_fmt(env_ms, 3)} "
-            f"| {_fmt(loop_ms, 3)} | {_fmt(ratio, 2)} (target <= 1.5) |"
+            f"| {env} | {label} | {_fmt(update_ms, 3)} | {_fmt(in_loop_ms, 3)} "
+            f"| {_fmt(env_ms, 3)} | {_fmt(loop_ms, 3)} | {_fmt(ratio, 2)} (target <= 1.5) |"
         )
     megabytes = _buffer_megabytes()
     print(f"\n1M-transition InvertedPendulum-v5 buffer: {megabytes:.1f} MB (target < 200 MB)")

@@ -273,3 +273,28 @@ def test_the_cli_imports_no_torch_until_a_command_needs_it():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert ok(result).strip() == "[]"
+
+
+def test_train_compile_flag_compiles_the_agent(tmp_path, monkeypatch, capfd):
+    from velora.models import NeuroFlow
+    from velora.models.sac import EAGER
+
+    compiled = []
+    real_compile = NeuroFlow.compile
+
+    def spy(agent, **options):
+        compiled.append(agent)
+        return real_compile(agent, **options)
+
+    monkeypatch.setattr(NeuroFlow, "compile", spy)
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "train", "CartPole-v1", "--actor-neurons", "8", "--critic-neurons", "16",
+        "--batch-size", "16", "--episodes", "2", "--seed", "0", "--buffer-size", "1000",
+        "--compile",
+    ]  # fmt: skip
+    ok(run_main(args, capfd))
+    (agent,) = compiled
+    assert agent._stages is not EAGER and agent.steps_done > 16  # it trained, compiled
+    ok(run_main(args[:-1], capfd))
+    assert len(compiled) == 1  # and without the flag it does not compile

@@ -274,14 +274,23 @@ def env_id(request) -> str:
 
 
 def run_and_compare(
-    env_id: str, monkeypatch, n_updates: int, seed: int, capture_grads: bool = True
+    env_id: str,
+    monkeypatch,
+    n_updates: int,
+    seed: int,
+    capture_grads: bool = True,
+    compiled: bool = False,
 ) -> None:
     """`capture_grads=False` leaves the optimisers unwrapped, so their fused-kernel
-    shortcut runs; only losses and parameters are compared then."""
+    shortcut runs; only losses and parameters are compared then. `compiled` runs the
+    update through `NeuroFlow.compile`."""
     agent = make_agent(env_id, seed)
     reference = ReferenceSAC(agent)
     batch = make_batch(agent, seed + 100)
     fix_batch_and_noise(agent, batch, monkeypatch)
+    if compiled:
+        agent.compile()
+        torch._dynamo.utils.counters.clear()
     step_grads = capture_step_grads(agent, monkeypatch) if capture_grads else None
     params_before = {n: p.detach().clone() for n, p in agent_params(agent).items()}
 
@@ -310,6 +319,10 @@ def run_and_compare(
             if n.startswith(prefix)
         ]
         assert any(moved), f"no {prefix} parameter changed"
+    if compiled:  # it did run compiled: both stages, each one whole graph
+        counters = torch._dynamo.utils.counters
+        assert counters["stats"]["unique_graphs"] == 2
+        assert not counters["graph_break"]
 
 
 def test_one_update_matches_reference_sac(env_id, monkeypatch):
@@ -325,3 +338,9 @@ def test_consecutive_updates_match_reference_sac(env_id, monkeypatch):
 def test_updates_through_the_fused_adam_shortcut_match_reference_sac(env_id, monkeypatch):
     """Unwrapped optimisers step through `apply_gradients`' fused kernel call."""
     run_and_compare(env_id, monkeypatch, n_updates=3, seed=11, capture_grads=False)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_compiled_updates_match_reference_sac(env_id, monkeypatch):
+    """`NeuroFlow.compile` changes how the update runs, not what it computes."""
+    run_and_compare(env_id, monkeypatch, n_updates=3, seed=13, capture_grads=False, compiled=True)

@@ -4,7 +4,9 @@
 
 Trains `NeuroFlow(env, 20, 128)` with the library's defaults (one gradient step per env
 step, random actions for the first `--warmup` steps, metrics.db in the working dir) and
-stops at exactly `--steps` env steps through a step callback. With `--mode update` it
+stops at exactly `--steps` env steps through a step callback. `--compile` runs
+`agent.compile()` first and times the steady rate from a few steps after warm-up,
+reporting the compile's seconds and the rate with them apart. With `--mode update` it
 instead fills the buffer and times the bare `agent.update(batch_size)`: the pure cost
 of one SAC update, without the env. Prints one JSON line.
 """
@@ -22,30 +24,43 @@ from velora.models import NeuroFlow
 
 
 class _StopAt(TrainCallback):
-    """Marks the end of warm-up and stops training at an exact env step count."""
+    """Marks the end of warm-up (and of the compile, `settle` steps later) and stops
+    training at an exact env step count."""
 
-    def __init__(self, warmup: int, limit: int) -> None:
-        self.warmup, self.limit = warmup, limit
+    def __init__(self, warmup: int, limit: int, settle: int = 0) -> None:
+        self.warmup, self.limit, self.settle = warmup, limit, settle
         self.warmup_end: float | None = None
+        self.settled: float | None = None
 
     def on_step(self, state) -> bool:
         if self.warmup_end is None and state.step >= self.warmup:
             self.warmup_end = time.perf_counter()
             self.threads = torch.get_num_threads()  # what training runs on, not restored
+        if self.settled is None and state.step >= self.warmup + self.settle:
+            self.settled = time.perf_counter()
+            self.settled_step = state.step
         return state.step < self.limit
+
+
+# Compiled runs: the first policy step and the first update compile (once, tens of
+# seconds); the steady rate is timed from this many steps after warm-up.
+SETTLE_STEPS = 10
 
 
 def _train(args, base: dict) -> None:
     agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
-    stop = _StopAt(args.warmup, args.steps)
+    if args.compile:
+        agent.compile()
+    stop = _StopAt(args.warmup, args.steps, SETTLE_STEPS if args.compile else 0)
     # Time spent in updates inside the loop, so the loop's own overhead can be told apart.
     update, update_seconds, n_updates = agent.update, [0.0], [0]
 
     def timed_update(batch_size: int):
         start = time.perf_counter()
         losses = update(batch_size)
-        update_seconds[0] += time.perf_counter() - start
-        n_updates[0] += 1
+        if stop.settled is not None:  # inside the timed window (after any compile)
+            update_seconds[0] += time.perf_counter() - start
+            n_updates[0] += 1
         return losses
 
     agent.update = timed_update
@@ -61,9 +76,18 @@ def _train(args, base: dict) -> None:
     end = time.perf_counter()
     warmup_steps = min(agent.steps_done, args.warmup + args.n_envs - 1)
     post = summary.steps - warmup_steps
+    compiled = {}
+    if args.compile:  # the steady rate after the compile, and the compile's cost
+        window = summary.steps - stop.settled_step
+        compiled = {
+            "compile_s": round(stop.settled - stop.warmup_end, 2),
+            "with_compile_steps_per_s": round(post / (end - stop.warmup_end), 2),
+        }
+        post, stop.warmup_end = window, stop.settled
     emit(
         {
             **base,
+            **compiled,
             "n_envs": args.n_envs,
             "episodes_completed": summary.episodes,
             "torch_threads": stop.threads,
@@ -87,8 +111,13 @@ def _update(args, base: dict) -> None:
             obs, _ = agent.env.reset()
             hidden = agent.actor.initial_hidden(1)
     torch.set_num_threads(1)  # as training runs it
+    if args.compile:
+        agent.compile()
+    start = time.perf_counter()
     for _ in range(30):
         agent.update(args.batch_size)
+    if args.compile:
+        base["compile_s"] = round(time.perf_counter() - start, 2)
     timings = []
     for _ in range(5):
         start = time.perf_counter()
@@ -108,6 +137,7 @@ def main() -> None:
     p.add_argument("--n-envs", type=int, default=1)
     p.add_argument("--updates", type=int, default=300, help="timed updates per repeat")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true", help="NeuroFlow.compile() first")
     args = finish_args(p.parse_args())
     base = {
         "library": "velora",
@@ -117,6 +147,7 @@ def main() -> None:
         "seed": args.seed,
         "batch_size": args.batch_size,
         "device": args.device,
+        "compiled": args.compile,
     }
     (_update if args.mode == "update" else _train)(args, base)
 

@@ -5,7 +5,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import gymnasium as gym
 import numpy as np
@@ -18,13 +18,23 @@ from velora.models.critic import CriticEnsemble
 from velora.models.heads import PolicyHead, make_head
 from velora.models.optim import make_optimizer
 from velora.models.persistence import load_agent, save_agent
-from velora.models.sac import sac_update
+from velora.models.sac import EAGER, SACGradients, compile_stages, sac_update
 from velora.nn import LiquidNCPNetwork
 from velora.utils import active_parameters, set_device, set_seed, total_parameters
 from velora.utils.checks import check_int, check_positive
+from velora.utils.torch import compile_function
 
 if TYPE_CHECKING:
     from velora.training import TrainSummary
+
+
+@torch.no_grad()
+def act(
+    agent: "NeuroFlow", state: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One policy step: `NeuroFlow.act`, as a function `torch.compile` can take."""
+    output, new_hidden = agent.actor(state, hidden)
+    return agent.head.act(output, deterministic), new_hidden
 
 
 class NeuroFlow:
@@ -140,6 +150,9 @@ class NeuroFlow:
             actor_params=total_parameters(self.actor),
             critic_params=total_parameters(self.critic),
         )
+        # What `update` and `act` run: eager until `compile()`.
+        self._stages: SACGradients = EAGER
+        self._act = act
         # Counters that survive across train() calls (and, later, save/load).
         self.episodes_done = 0
         self.steps_done = 0
@@ -204,13 +217,29 @@ class NeuroFlow:
     def active_params(self) -> int:
         return active_parameters(self.actor) + active_parameters(self.critic)
 
-    @torch.no_grad()
     def act(
         self, state: torch.Tensor, hidden: torch.Tensor | None, *, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy-space actions `(batch, action_dim)` and the new hidden state for `state`."""
-        output, new_hidden = self.actor(state, hidden)
-        return self.head.act(output, deterministic), new_hidden
+        return self._act(self, state, hidden, deterministic)
+
+    def compile(self, **inductor_options: Any) -> Self:
+        """Run the update and acting through `torch.compile`; returns the agent.
+
+        Opt-in, like `nn.Module.compile`. Networks this small spend most of their time
+        on the fixed cost of each tensor op, which compiled code removes: on a 2-core
+        CPU the update runs about twice as fast. The price is a compile the first time
+        each runs (tens of seconds on a CPU; PyTorch caches the result on disk for
+        later runs), so it pays off on long runs, not short ones. Random draws come
+        from the eager generator, so a seeded run draws the same noise compiled or
+        not. `inductor_options` go to `torch.compile(options=...)`; on a CPU they
+        default to `cpp_wrapper=True`.
+        """
+        if self.device.type == "cpu":  # calls kernels from C++, not Python: ~10 % faster
+            inductor_options = {"cpp_wrapper": True, **inductor_options}
+        self._stages = compile_stages(**inductor_options)
+        self._act = compile_function(act, **inductor_options)
+        return self
 
     def predict(
         self,
@@ -254,7 +283,7 @@ class NeuroFlow:
         Returns the detached losses `[actor, critic, entropy]` as one tensor on the
         device, so callers can accumulate them without syncing.
         """
-        return sac_update(self, self.buffer.sample(batch_size))
+        return sac_update(self, self.buffer.sample(batch_size), self._stages)
 
     def train(
         self,

@@ -9,14 +9,14 @@ those of the textbook equations (checked against a plain reference in the tests)
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from velora.buffer import Batch
 from velora.models.optim import apply_gradients
-from velora.utils import soft_update
+from velora.utils.torch import compile_function, soft_update
 
 if TYPE_CHECKING:
     from velora.models.neuroflow import NeuroFlow
@@ -97,6 +97,14 @@ def actor_gradients(
 
 
 EAGER = SACGradients(critic_gradients, actor_gradients)
+
+
+def compile_stages(**inductor_options: Any) -> SACGradients:
+    """Both stages through `torch.compile` (see `NeuroFlow.compile`)."""
+    return SACGradients(
+        compile_function(critic_gradients, **inductor_options),
+        compile_function(actor_gradients, **inductor_options),
+    )
 
 
 def sac_update(agent: "NeuroFlow", batch: Batch, stages: SACGradients = EAGER) -> torch.Tensor:

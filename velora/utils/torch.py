@@ -1,7 +1,7 @@
-"""Tensor conversion, target-network updates and parameter counts."""
+"""Tensor conversion, target-network updates, parameter counts and compiling."""
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -49,3 +49,18 @@ def total_parameters(module: nn.Module) -> int:
 def active_parameters(module: nn.Module) -> int:
     """Number of non-zero trainable parameters: what a sparse network really uses."""
     return sum(int(torch.count_nonzero(p)) for p in module.parameters() if p.requires_grad)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def compile_function(fn: F, **inductor_options: Any) -> F:
+    """`torch.compile(fn)` with the settings every compiled part of an agent shares.
+
+    Shapes are static (a run's batch size is fixed; another one recompiles once), and
+    random ops call the eager generator (inductor's `fallback_random`), so a seeded run
+    draws the same numbers compiled or not. `inductor_options` add to or override these
+    (e.g. `cpp_wrapper=True`).
+    """
+    options = {"fallback_random": True, **inductor_options}
+    return torch.compile(fn, dynamic=False, options=options)
