@@ -33,6 +33,20 @@ def test_compiled_acting_draws_the_same_actions(env_id):
     frames = counters["frames"]["total"]
     compiled.act(states, hidden, deterministic=False)
     assert counters["frames"]["total"] == frames
+    # Other batch sizes (n_envs, predict) compile at most twice more: once for one row
+    # (PyTorch specialises size 1) and once with a dynamic batch for all others.
+    for rows in (1, 2, 7, 12):
+        torch.manual_seed(rows)
+        expected = eager.act(
+            states[:1].expand(rows, -1), hidden[:1].expand(rows, -1), deterministic=False
+        )
+        torch.manual_seed(rows)
+        actual = compiled.act(
+            states[:1].expand(rows, -1), hidden[:1].expand(rows, -1), deterministic=False
+        )
+        assert actual[0].shape == expected[0].shape == (rows, eager.head.action_dim)
+        torch.testing.assert_close(actual[1], expected[1], rtol=1e-5, atol=1e-6)
+    assert counters["frames"]["total"] <= frames + 2
 
 
 def test_compiled_agent_trains_like_the_eager_one(tmp_path, monkeypatch):
@@ -43,6 +57,7 @@ def test_compiled_agent_trains_like_the_eager_one(tmp_path, monkeypatch):
         agent = NeuroFlow("CartPole-v1", 8, 16, buffer_size=1000, seed=5)
         if compile_it:
             agent.compile()
+            torch._dynamo.reset()  # compile afresh, whatever ran before in this process
             counters.clear()
         summary = agent.train(16, n_episodes=3, warmup_steps=32, display_count=100)
         results.append((agent, summary))

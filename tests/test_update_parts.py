@@ -182,3 +182,16 @@ def test_apply_gradients_runs_patched_steps_and_other_optimizers():
     for _ in range(2):
         apply_gradients(adam, grads)
     assert len(seen) == 2 and all(torch.equal(g, 1.0 + 0 * g) for g in seen[1])
+
+
+def test_discrete_act_draws_actions_with_the_softmax_probabilities():
+    head = DiscreteHead(gym.spaces.Discrete(4))
+    logits = torch.tensor([2.0, 0.5, -1.0, 0.0])
+    torch.manual_seed(0)
+    n = 200_000
+    actions = head.act(logits.expand(n, 4), deterministic=False)
+    assert actions.shape == (n, 1) and actions.dtype == torch.long
+    frequencies = torch.bincount(actions[:, 0], minlength=4) / n
+    # Within 5 standard errors of each probability (about 0.005 at this n).
+    torch.testing.assert_close(frequencies, torch.softmax(logits, -1), rtol=0, atol=0.005)
+    assert torch.equal(head.act(logits.expand(3, 4), deterministic=True), torch.zeros(3, 1).long())

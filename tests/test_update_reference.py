@@ -290,6 +290,7 @@ def run_and_compare(
     fix_batch_and_noise(agent, batch, monkeypatch)
     if compiled:
         agent.compile()
+        torch._dynamo.reset()  # compile afresh, whatever ran before in this process
         torch._dynamo.utils.counters.clear()
     step_grads = capture_step_grads(agent, monkeypatch) if capture_grads else None
     params_before = {n: p.detach().clone() for n, p in agent_params(agent).items()}

@@ -220,7 +220,11 @@ class DiscreteHead(PolicyHead):
     def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         if deterministic:
             return actor_output.argmax(dim=-1, keepdim=True)
-        return torch.multinomial(F.softmax(actor_output, dim=-1), 1)
+        # An exponential race (the Gumbel-max trick): with E_i ~ Exp(1), the argmax of
+        # logit_i - log E_i is action i with probability softmax(logits)_i. A few fused
+        # elementwise ops, about 3x cheaper than `multinomial` on one row.
+        race = torch.empty_like(actor_output).exponential_().log_()
+        return (actor_output - race).argmax(dim=-1, keepdim=True)
 
     def expectation(self, actor_output: torch.Tensor) -> PolicySample:
         """Exact sums over all actions: nothing is drawn."""

@@ -238,7 +238,9 @@ class NeuroFlow:
         if self.device.type == "cpu":  # calls kernels from C++, not Python: ~10 % faster
             inductor_options = {"cpp_wrapper": True, **inductor_options}
         self._stages = compile_stages(**inductor_options)
-        self._act = compile_function(act, **inductor_options)
+        # Acting sees 1 row, n_envs rows and whatever `predict` is given: the batch
+        # dimension turns dynamic after its first change instead of compiling per size.
+        self._act = compile_function(act, dynamic=None, **inductor_options)
         return self
 
     def predict(

@@ -54,13 +54,14 @@ def active_parameters(module: nn.Module) -> int:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def compile_function(fn: F, **inductor_options: Any) -> F:
+def compile_function(fn: F, *, dynamic: bool | None = False, **inductor_options: Any) -> F:
     """`torch.compile(fn)` with the settings every compiled part of an agent shares.
 
-    Shapes are static (a run's batch size is fixed; another one recompiles once), and
-    random ops call the eager generator (inductor's `fallback_random`), so a seeded run
-    draws the same numbers compiled or not. `inductor_options` add to or override these
-    (e.g. `cpp_wrapper=True`).
+    Random ops call the eager generator (inductor's `fallback_random`), so a seeded run
+    draws the same numbers compiled or not. Shapes are static by default (a run's batch
+    size is fixed; another one compiles once more); `dynamic=None` lets PyTorch switch a
+    dimension to dynamic after its first change. `inductor_options` add to or override
+    the inductor options (e.g. `cpp_wrapper=True`).
     """
     options = {"fallback_random": True, **inductor_options}
-    return torch.compile(fn, dynamic=False, options=options)
+    return torch.compile(fn, dynamic=dynamic, options=options)
