@@ -69,3 +69,22 @@ def test_compiled_agent_trains_like_the_eager_one(tmp_path, monkeypatch):
         compiled.actor.named_parameters(), eager.actor.parameters(), strict=True
     ):
         torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_compile_without_a_cpp_compiler_is_a_clear_error_up_front(tmp_path, monkeypatch):
+    from torch._inductor.cpp_builder import cpp_compiler_search  # inductor caches its search
+
+    agent = NeuroFlow("CartPole-v1", 8, 16, buffer_size=100, seed=0)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no g++, no clang++
+    monkeypatch.delenv("CXX", raising=False)
+    cpp_compiler_search.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="needs a C.. compiler"):
+            agent.compile()
+    finally:
+        monkeypatch.undo()
+        cpp_compiler_search.cache_clear()
+    torch.manual_seed(0)
+    states = torch.randn(3, 4)
+    # Nothing was half-switched: the agent still acts (eagerly) as before.
+    assert agent.act(states, None, deterministic=True)[0].shape == (3, 1)

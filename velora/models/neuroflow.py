@@ -37,6 +37,20 @@ def act(
     return agent.head.act(output, deterministic), new_hidden
 
 
+def _check_cpp_compiler() -> None:
+    """`torch.compile` builds C++ kernels on a CPU: say so clearly if it cannot."""
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception as exc:  # inductor's own error names the search, not the fix
+        raise RuntimeError(
+            "compile() on a CPU needs a C++ compiler (g++ or clang++ on the PATH, or "
+            "the CXX environment variable), and none was found; install one, or train "
+            f"without compile(). ({exc})"
+        ) from exc
+
+
 class NeuroFlow:
     """A SAC agent whose actor is a recurrent liquid NCP network.
 
@@ -233,9 +247,12 @@ class NeuroFlow:
         later runs), so it pays off on long runs, not short ones. Random draws come
         from the eager generator, so a seeded run draws the same noise compiled or
         not. `inductor_options` go to `torch.compile(options=...)`; on a CPU they
-        default to `cpp_wrapper=True`.
+        default to `cpp_wrapper=True`. Saves do not record it: a loaded agent runs
+        eager until compiled again.
         """
-        if self.device.type == "cpu":  # calls kernels from C++, not Python: ~10 % faster
+        if self.device.type == "cpu":
+            _check_cpp_compiler()  # now, not at the first update after the warm-up
+            # Kernels called from C++ rather than Python: about 10 % faster here.
             inductor_options = {"cpp_wrapper": True, **inductor_options}
         self._stages = compile_stages(**inductor_options)
         # Acting sees 1 row, n_envs rows and whatever `predict` is given: the batch
