@@ -64,7 +64,7 @@ def train(
             rich_help_panel=TRAINING,
         ),
     ] = 1,
-    compile: Annotated[
+    compile_agent: Annotated[
         bool,
         typer.Option(
             "--compile",
@@ -181,7 +181,7 @@ def train(
     agent = NeuroFlow(
         env_id, actor_neurons, critic_neurons, buffer_size=buffer_size, device=device, seed=seed
     )
-    if compile:
+    if compile_agent:
         agent.compile()
     interrupted = False
     try:

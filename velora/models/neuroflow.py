@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def act(
+def policy_step(
     agent: "NeuroFlow", state: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One policy step: `NeuroFlow.act`, as a function `torch.compile` can take."""
@@ -166,7 +166,7 @@ class NeuroFlow:
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
-        self._act = act
+        self._act = policy_step
         # Counters that survive across train() calls (and, later, save/load).
         self.episodes_done = 0
         self.steps_done = 0
@@ -257,7 +257,7 @@ class NeuroFlow:
         self._stages = compile_stages(**inductor_options)
         # Acting sees 1 row, n_envs rows and whatever `predict` is given: the batch
         # dimension turns dynamic after its first change instead of compiling per size.
-        self._act = compile_function(act, dynamic=None, **inductor_options)
+        self._act = compile_function(policy_step, dynamic=None, **inductor_options)
         return self
 
     def predict(

@@ -110,9 +110,9 @@ def compile_stages(**inductor_options: Any) -> SACGradients:
 def sac_update(agent: "NeuroFlow", batch: Batch, stages: SACGradients = EAGER) -> torch.Tensor:
     """One gradient step of critics, actor and temperature on `batch`, then the targets.
 
-    Every gradient is written out (the losses are a few lines each) and applied with
-    `apply_gradients`; `stages` computes them (`EAGER`, or compiled by
-    `NeuroFlow.compile`).
+    Every gradient is written out (the losses are a few lines each; only an actor with a
+    non-default cell mode goes through autograd) and applied with `apply_gradients`;
+    `stages` computes them (`EAGER`, or compiled by `NeuroFlow.compile`).
 
     Returns the detached losses `[actor, critic, entropy]` as one tensor on the device,
     so callers can accumulate them without a host sync.

@@ -51,10 +51,10 @@ def active_parameters(module: nn.Module) -> int:
     return sum(int(torch.count_nonzero(p)) for p in module.parameters() if p.requires_grad)
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 
-def compile_function(fn: F, *, dynamic: bool | None = False, **inductor_options: Any) -> F:
+def compile_function(fn: Fn, *, dynamic: bool | None = False, **inductor_options: Any) -> Fn:
     """`torch.compile(fn)` with the settings every compiled part of an agent shares.
 
     Random ops call the eager generator (inductor's `fallback_random`), so a seeded run
