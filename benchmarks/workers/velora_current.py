@@ -76,14 +76,13 @@ def _train(args, base: dict) -> None:
     end = time.perf_counter()
     warmup_steps = min(agent.steps_done, args.warmup + args.n_envs - 1)
     post = summary.steps - warmup_steps
-    compiled = {}
+    compiled, timed_from = {}, stop.warmup_end
     if args.compile:  # the steady rate after the compile, and the compile's cost
-        window = summary.steps - stop.settled_step
         compiled = {
             "compile_s": round(stop.settled - stop.warmup_end, 2),
             "with_compile_steps_per_s": round(post / (end - stop.warmup_end), 2),
         }
-        post, stop.warmup_end = window, stop.settled
+        post, timed_from = summary.steps - stop.settled_step, stop.settled
     emit(
         {
             **base,
@@ -93,7 +92,7 @@ def _train(args, base: dict) -> None:
             "torch_threads": stop.threads,
             "updates": n_updates[0],
             "update_in_loop_ms": round(update_seconds[0] / max(n_updates[0], 1) * 1e3, 4),
-            **rates(summary.steps, end - start, warmup_steps, post, end - stop.warmup_end),
+            **rates(summary.steps, end - start, warmup_steps, post, end - timed_from),
         }
     )
 
