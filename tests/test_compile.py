@@ -36,14 +36,11 @@ def test_compiled_acting_draws_the_same_actions(env_id):
     # Other batch sizes (n_envs, predict) compile at most twice more: once for one row
     # (PyTorch specialises size 1) and once with a dynamic batch for all others.
     for rows in (1, 2, 7, 12):
+        batch = (states[:1].expand(rows, -1), hidden[:1].expand(rows, -1))
         torch.manual_seed(rows)
-        expected = eager.act(
-            states[:1].expand(rows, -1), hidden[:1].expand(rows, -1), deterministic=False
-        )
+        expected = eager.act(*batch, deterministic=False)
         torch.manual_seed(rows)
-        actual = compiled.act(
-            states[:1].expand(rows, -1), hidden[:1].expand(rows, -1), deterministic=False
-        )
+        actual = compiled.act(*batch, deterministic=False)
         assert actual[0].shape == expected[0].shape == (rows, eager.head.action_dim)
         torch.testing.assert_close(actual[1], expected[1], rtol=1e-5, atol=1e-6)
     assert counters["frames"]["total"] <= frames + 2

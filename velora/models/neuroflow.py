@@ -22,7 +22,7 @@ from velora.models.sac import EAGER, SACGradients, compile_stages, sac_update
 from velora.nn import LiquidNCPNetwork
 from velora.utils import active_parameters, set_device, set_seed, total_parameters
 from velora.utils.checks import check_int, check_positive
-from velora.utils.torch import compile_function
+from velora.utils.torch import check_cpp_compiler, compile_function
 
 if TYPE_CHECKING:
     from velora.training import TrainSummary
@@ -35,20 +35,6 @@ def policy_step(
     """One policy step: `NeuroFlow.act`, as a function `torch.compile` can take."""
     output, new_hidden = agent.actor(state, hidden)
     return agent.head.act(output, deterministic), new_hidden
-
-
-def _check_cpp_compiler() -> None:
-    """`torch.compile` builds C++ kernels on a CPU: say so clearly if it cannot."""
-    from torch._inductor.cpp_builder import get_cpp_compiler
-
-    try:
-        get_cpp_compiler()
-    except Exception as exc:  # inductor's own error names the search, not the fix
-        raise RuntimeError(
-            "compile() on a CPU needs a C++ compiler (g++ or clang++ on the PATH, or "
-            "the CXX environment variable), and none was found; install one, or train "
-            f"without compile(). ({exc})"
-        ) from exc
 
 
 class NeuroFlow:
@@ -251,7 +237,7 @@ class NeuroFlow:
         eager until compiled again.
         """
         if self.device.type == "cpu":
-            _check_cpp_compiler()  # now, not at the first update after the warm-up
+            check_cpp_compiler()  # now, not at the first update after the warm-up
             # Kernels called from C++ rather than Python: about 10 % faster here.
             inductor_options = {"cpp_wrapper": True, **inductor_options}
         self._stages = compile_stages(**inductor_options)

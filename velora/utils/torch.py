@@ -65,3 +65,17 @@ def compile_function(fn: Fn, *, dynamic: bool | None = False, **inductor_options
     """
     options = {"fallback_random": True, **inductor_options}
     return torch.compile(fn, dynamic=dynamic, options=options)
+
+
+def check_cpp_compiler() -> None:
+    """`torch.compile` builds C++ kernels on a CPU: say so clearly if it cannot."""
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception as exc:  # inductor's own error names the search, not the fix
+        raise RuntimeError(
+            "compile() on a CPU needs a C++ compiler (g++ or clang++ on the PATH, or "
+            "the CXX environment variable), and none was found; install one, or train "
+            f"without compile(). ({exc})"
+        ) from exc
