@@ -106,10 +106,12 @@ def test_critic_backward_matches_autograd_through_forward(n_critics):
     assert none == [] and torch.equal(x_only, x_grad)
 
 
+@pytest.mark.parametrize("grad_mode", [torch.no_grad, torch.inference_mode])
 @pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
-def test_liquid_backward_matches_autograd_through_the_modules(mode):
+def test_liquid_backward_matches_autograd_through_the_modules(mode, grad_mode):
     """The actor's `forward_saved` + `backward` (fused in the default mode, autograd in
-    the others) against autograd through the layer modules."""
+    the others) against autograd through the layer modules, under `no_grad` and under
+    the `inference_mode` the SAC update runs them in."""
     torch.manual_seed(0)
     net = LiquidNCPNetwork(5, 20, 4, seed=2)
     net.command = LiquidCell(net.command.in_features, net.hidden_size, mode=mode)
@@ -118,7 +120,7 @@ def test_liquid_backward_matches_autograd_through_the_modules(mode):
     hidden = torch.randn(9, net.hidden_size, dtype=torch.float64)
     grad = torch.randn(9, 4, dtype=torch.float64)
 
-    with torch.no_grad():  # as the update calls it
+    with grad_mode():
         output, new_hidden, tape = net.forward_saved(x, hidden)
         grads = net.backward(tape, grad)
 

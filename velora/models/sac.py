@@ -119,11 +119,16 @@ def sac_update(agent: "NeuroFlow", batch: Batch, stages: SACGradients = EAGER) -
     """
     with torch.no_grad():
         log_alpha = agent.log_alpha.detach()
-        critic_loss, critic_grads, actor_pass = stages.critic(agent, batch, log_alpha)
+        # The stages make only tensors that live for this update (gradients, losses,
+        # the actor's pass), so they can skip autograd's per-op bookkeeping altogether;
+        # the optimiser state and parameters are written outside, as normal tensors.
+        with torch.inference_mode():
+            critic_loss, critic_grads, actor_pass = stages.critic(agent, batch, log_alpha)
         apply_gradients(agent.critic_optim, critic_grads)
-        actor_loss, actor_grads, entropy_loss, alpha_grad = stages.actor(
-            agent, batch, log_alpha, actor_pass
-        )
+        with torch.inference_mode():
+            actor_loss, actor_grads, entropy_loss, alpha_grad = stages.actor(
+                agent, batch, log_alpha, actor_pass
+            )
         apply_gradients(agent.actor_optim, actor_grads)
         apply_gradients(agent.entropy_optim, [alpha_grad])
         soft_update(agent.critic, agent.critic_target, agent.tau)

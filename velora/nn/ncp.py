@@ -88,8 +88,10 @@ class LiquidNCPNetwork(nn.Module):
         """`forward` without autograd's bookkeeping, and what `backward` needs: for
         hand-written updates (the SAC update's actor pass)."""
         if self.command.mode != "default":
-            with torch.enable_grad():
-                output, new_hidden = self.forward_modules(x, hidden)
+            # Autograd records the graph `backward` differentiates, even inside the
+            # update's inference mode; it cannot save inference tensors, so it gets copies.
+            with torch.inference_mode(False), torch.enable_grad():
+                output, new_hidden = self.forward_modules(x.clone(), hidden.clone())
             return output.detach(), new_hidden.detach(), LiquidTape(None, output)
         masks, params = self._fused_layers()
         with torch.no_grad():
@@ -100,7 +102,10 @@ class LiquidNCPNetwork(nn.Module):
         """The parameters' gradients, in `parameters()` order, of a `forward_saved` pass
         from `grad_output` w.r.t. its output (the new hidden state's taken as zero)."""
         if tape.graph is not None:
-            return list(torch.autograd.grad(tape.graph, list(self.parameters()), grad_output))
+            with torch.inference_mode(False):
+                return list(
+                    torch.autograd.grad(tape.graph, list(self.parameters()), grad_output)
+                )
         with torch.no_grad():
             return _liquid_step_backward(tape.saved, grad_output, None, _PARAMS_ONLY)[2:]
 
