@@ -103,9 +103,7 @@ class LiquidNCPNetwork(nn.Module):
         from `grad_output` w.r.t. its output (the new hidden state's taken as zero)."""
         if tape.graph is not None:
             with torch.inference_mode(False):
-                return list(
-                    torch.autograd.grad(tape.graph, list(self.parameters()), grad_output)
-                )
+                return list(torch.autograd.grad(tape.graph, list(self.parameters()), grad_output))
         with torch.no_grad():
             return _liquid_step_backward(tape.saved, grad_output, None, _PARAMS_ONLY)[2:]
 
