@@ -17,7 +17,8 @@ Our agent runs twice: eager (the default) and after `agent.compile()` (torch.com
 whose steady rate is timed from a few steps after warm-up; its one-off compile time
 and the whole-run rate with the compile counted are in the note.
 
-Also printed: the pure cost of one SAC update (no env), the env-only step cost (random
+Also printed: the pure cost of one SAC update (no env; timed in the same process right
+after each of our runs, on its agent and buffer), the env-only step cost (random
 policy on the raw env: the ceiling), the loop's overhead ratio
 `loop time per step / (update + env step)` (target <= 1.5), and the memory of a
 1M-transition InvertedPendulum buffer (target < 200 MB).
@@ -73,20 +74,17 @@ def _run(
         result = {"na": str(exc).splitlines()[0]}
     result["run"] = name
     results.append(result)
-    if "update_ms" in result:
-        print(f"  {name}: {_fmt(result['update_ms'], 3)} ms per update", flush=True)
-    else:
-        print(f"  {name}: {_fmt(_rate(result))} steps/s", flush=True)
+    pure = f", {_fmt(result['update_ms'], 3)} ms per bare update" if "update_ms" in result else ""
+    print(f"  {name}: {_fmt(_rate(result))} steps/s{pure}", flush=True)
     return result
 
 
 def _median(runs: list[dict]) -> dict:
-    """The run with the median rate (or update time), whole, so its figures agree.
-
-    With an even number of rounds, the lower of the two middle runs.
+    """The run with the median rate, whole, so its figures agree (its bare update cost
+    comes from the same process). With an even number of rounds, the lower of the two
+    middle runs.
     """
-    key = "update_ms" if "update_ms" in runs[0] else "post_warmup_steps_per_s"
-    ranked = sorted(runs, key=lambda r: r.get(key) or 0.0)
+    ranked = sorted(runs, key=lambda r: _rate(r) or 0.0)
     return ranked[(len(ranked) - 1) // 2]
 
 
@@ -132,16 +130,9 @@ def main() -> None:
         # drift hits all of them, and the median over rounds is what the table shows.
         specs = [
             ("velora (this)", ours, "velora_current.py", []),
-            ("velora update", ours, "velora_current.py", ["--mode", "update"]),
-            *[
-                ("velora (this), compiled", ours, "velora_current.py", ["--compile"]),
-                (
-                    "velora update, compiled",
-                    ours,
-                    "velora_current.py",
-                    ["--mode", "update", "--compile"],
-                ),
-            ][: 0 if args.no_compile else 2],
+            *[("velora (this), compiled", ours, "velora_current.py", ["--compile"])][
+                : 0 if args.no_compile else 1
+            ],
             *[
                 (f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)])
                 for n in args.n_envs
@@ -164,7 +155,7 @@ def main() -> None:
             for name, python, script, extra in specs:
                 rounds[name].append(run(name, python, script, extra))
         measured = {name: _median(runs) for name, runs in rounds.items()}
-        this, update = measured["velora (this)"], measured["velora update"]
+        this = measured["velora (this)"]
         extra_runs = [(n, measured[f"velora (this), n_envs={n}"]) for n in args.n_envs]
         baseline_runs = [
             (name, measured[f"{name} [library threads]"], measured[f"{name} [1 thread]"])
@@ -200,11 +191,11 @@ def main() -> None:
         table.append((env, "random policy, raw env (ceiling)", env_rate, env_rate, ""))
 
         env_ms = 1e3 / env_rate
-        runs = [("eager", this, update)]
+        runs = [("eager", this)]
         if compiled is not None:
-            runs.append(("compiled", compiled, measured["velora update, compiled"]))
-        for label, train_run, update_run in runs:
-            update_ms, in_loop_ms = update_run.get("update_ms"), train_run.get("update_in_loop_ms")
+            runs.append(("compiled", compiled))
+        for label, train_run in runs:
+            update_ms, in_loop_ms = train_run.get("update_ms"), train_run.get("update_in_loop_ms")
             rate = _rate(train_run)
             loop_ms = 1e3 / rate if rate else None
             ratio = loop_ms / (update_ms + env_ms) if loop_ms and update_ms else None

@@ -6,9 +6,9 @@ Trains `NeuroFlow(env, 20, 128)` with the library's defaults (one gradient step 
 step, random actions for the first `--warmup` steps, metrics.db in the working dir) and
 stops at exactly `--steps` env steps through a step callback. `--compile` runs
 `agent.compile()` first and times the steady rate from a few steps after warm-up,
-reporting the compile's seconds and the rate with them apart. With `--mode update` it
-instead fills the buffer and times the bare `agent.update(batch_size)`: the pure cost
-of one SAC update, without the env. Prints one JSON line.
+reporting the compile's seconds and the rate with them apart. After the run it times the
+bare `agent.update(batch_size)` on the same agent and buffer: the pure cost of one SAC
+update, without the env. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -92,31 +92,23 @@ def _train(args, base: dict) -> None:
             "torch_threads": stop.threads,
             "updates": n_updates[0],
             "update_in_loop_ms": round(update_seconds[0] / max(n_updates[0], 1) * 1e3, 4),
+            "update_ms": _pure_update_ms(agent, args, stop.threads),
             **rates(summary.steps, end - start, warmup_steps, post, end - timed_from),
         }
     )
 
 
-def _update(args, base: dict) -> None:
-    agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
-    obs, _ = agent.env.reset(seed=args.seed)
-    hidden = agent.actor.initial_hidden(1)
-    for _ in range(max(args.warmup, args.batch_size)):  # real transitions to sample from
-        action, next_hidden = agent.act(obs.unsqueeze(0), hidden, deterministic=False)
-        next_obs, reward, terminated, truncated, _ = agent.env.step(agent.head.to_env(action)[0])
-        agent.buffer.add(obs, action, reward, next_obs, terminated, hidden, next_hidden)
-        obs, hidden = next_obs, next_hidden
-        if terminated or truncated:
-            obs, _ = agent.env.reset()
-            hidden = agent.actor.initial_hidden(1)
-    torch.set_num_threads(1)  # as training runs it
-    if args.compile:
-        agent.compile()
-    start = time.perf_counter()
-    for _ in range(30):
+def _pure_update_ms(agent: NeuroFlow, args, threads: int) -> float:
+    """The bare `agent.update(batch_size)` on the trained agent's own buffer, on the
+    thread count training ran on: the pure cost of one SAC update, without the env.
+
+    Timed in the same process right after the run, so the loop's overhead ratio
+    compares figures from the same minute of this machine's drift. The median of 5
+    repeats, each a mean over `--updates` updates like the loop's own figure.
+    """
+    torch.set_num_threads(threads)
+    for _ in range(20):
         agent.update(args.batch_size)
-    if args.compile:
-        base["compile_s"] = round(time.perf_counter() - start, 2)
     timings = []
     for _ in range(5):
         start = time.perf_counter()
@@ -126,15 +118,13 @@ def _update(args, base: dict) -> None:
             torch.cuda.synchronize()
         timings.append((time.perf_counter() - start) / args.updates)
     timings.sort()
-    # The median of the repeats: a mean over many updates, like the loop's own figure.
-    emit({**base, "update_ms": round(timings[len(timings) // 2] * 1e3, 4), "updates": args.updates})
+    return round(timings[len(timings) // 2] * 1e3, 4)
 
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=["train", "update"], default="train")
     p.add_argument("--n-envs", type=int, default=1)
-    p.add_argument("--updates", type=int, default=300, help="timed updates per repeat")
+    p.add_argument("--updates", type=int, default=200, help="pure updates per timed repeat")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="NeuroFlow.compile() first")
     args = finish_args(p.parse_args())
@@ -148,7 +138,7 @@ def main() -> None:
         "device": args.device,
         "compiled": args.compile,
     }
-    (_update if args.mode == "update" else _train)(args, base)
+    _train(args, base)
 
 
 if __name__ == "__main__":

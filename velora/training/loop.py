@@ -351,6 +351,18 @@ def _write(
     _call(callbacks, "on_log", state, written)
 
 
+def _behaviour_step(
+    agent: "NeuroFlow", states: torch.Tensor, hidden: torch.Tensor, warmup_steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actions to play and the actor's next hidden state: random during warm-up
+    (the actor still runs, so the stored hidden states are real), drawn after."""
+    with torch.no_grad():
+        if agent.steps_done < warmup_steps:
+            _, next_hidden = agent.actor(states, hidden)
+            return agent.head.random_action(states.shape[0], agent.device), next_hidden
+        return agent.act(states, hidden, deterministic=False)
+
+
 def _single_env_episodes(
     agent: "NeuroFlow", state: TrainState, callbacks: list[Any]
 ) -> Iterator[FinishedEpisode]:
@@ -373,12 +385,7 @@ def _run_episode(agent: "NeuroFlow", state: TrainState, callbacks: list[Any]) ->
     while length < max_steps:
         length += 1
         states = obs.unsqueeze(0)
-        if agent.steps_done < warmup_steps:
-            with torch.no_grad():
-                _, next_hidden = agent.actor(states, hidden)
-            action = head.random_action(1, agent.device)
-        else:
-            action, next_hidden = agent.act(states, hidden, deterministic=False)
+        action, next_hidden = _behaviour_step(agent, states, hidden, warmup_steps)
         next_obs, reward, terminated, truncated, _ = env.step(head.to_env(action)[0])
         buffer.add(obs, action, reward, next_obs, terminated, hidden, next_hidden)
         agent.steps_done += 1
@@ -426,12 +433,7 @@ def _vector_env_episodes(
     loss_sum = torch.zeros(n, 3, device=device)  # every update adds to every row
     n_updates = np.zeros(n, dtype=np.int64)
     while True:
-        if agent.steps_done < warmup_steps:
-            with torch.no_grad():
-                _, next_hidden = agent.actor(states, hidden)
-            action = head.random_action(n, device)
-        else:
-            action, next_hidden = agent.act(states, hidden, deterministic=False)
+        action, next_hidden = _behaviour_step(agent, states, hidden, warmup_steps)
         obs, reward, terminated, truncated, info = envs.step(head.to_env(action).cpu().numpy())
         finished = np.flatnonzero(terminated | truncated)
         # One host row per sub-env, [obs to act on next | true next obs | reward | done],
