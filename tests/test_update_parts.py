@@ -197,3 +197,26 @@ def test_discrete_act_draws_actions_with_the_softmax_probabilities():
     # Within 5 standard errors of each probability (about 0.005 at this n).
     torch.testing.assert_close(frequencies, torch.softmax(logits, -1), rtol=0, atol=0.005)
     assert torch.equal(head.act(logits.expand(3, 4), deterministic=True), torch.zeros(3, 1).long())
+
+
+def test_update_leaves_ordinary_tensors_that_autograd_and_later_updates_accept():
+    """The gradient stages run under `inference_mode`; what outlives an update (the
+    parameters, the optimisers' state, the losses summed by the loop) must stay usable
+    outside it: in-place writes, autograd through the networks, further updates."""
+    from velora.models import NeuroFlow
+
+    agent = NeuroFlow("Pendulum-v1", 8, 16, buffer_size=500, seed=0)
+    agent.train(32, n_episodes=1, max_steps=80, display_count=10)  # 16 updates
+    optims = agent.optimizers().values()
+    states = [t for optim in optims for state in optim.state.values() for t in state.values()]
+    networks = (agent.actor, agent.critic, agent.critic_target)
+    tensors = [p for net in networks for p in net.parameters()] + [agent.log_alpha, *states]
+    assert states and not any(t.is_inference() for t in tensors)
+
+    losses = torch.zeros(3)
+    losses += agent.update(32)  # the loop accumulates them in place, outside the mode
+    assert torch.isfinite(losses).all()
+    obs = torch.randn(4, 3)
+    output, _ = agent.actor(obs)  # a graph through the actor, as a user might record
+    (grad,) = torch.autograd.grad(output.square().sum(), agent.actor.inter.weight)
+    assert grad.abs().sum() > 0
