@@ -136,9 +136,11 @@ def main() -> None:
         # drift hits all of them, and the median over rounds is what the table shows.
         specs = [
             ("velora (this)", ours, "velora_current.py", []),
-            *[("velora (this), compiled", ours, "velora_current.py", ["--compile"])][
-                : 0 if args.no_compile else 1
-            ],
+            *(
+                []
+                if args.no_compile
+                else [("velora (this), compiled", ours, "velora_current.py", ["--compile"])]
+            ),
             *[
                 (f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)])
                 for n in args.n_envs

@@ -356,11 +356,11 @@ def _behaviour_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The actions to play and the actor's next hidden state: random during warm-up
     (the actor still runs, so the stored hidden states are real), drawn after."""
+    if agent.steps_done >= warmup_steps:
+        return agent.act(states, hidden, deterministic=False)  # graph-free already
     with torch.no_grad():
-        if agent.steps_done < warmup_steps:
-            _, next_hidden = agent.actor(states, hidden)
-            return agent.head.random_action(states.shape[0], agent.device), next_hidden
-        return agent.act(states, hidden, deterministic=False)
+        _, next_hidden = agent.actor(states, hidden)
+    return agent.head.random_action(states.shape[0], agent.device), next_hidden
 
 
 def _single_env_episodes(
