@@ -17,9 +17,9 @@ Our agent runs twice: eager (the default) and after `agent.compile()` (torch.com
 whose steady rate is timed from a few steps after warm-up; its one-off compile time
 and the whole-run rate with the compile counted are in the note.
 
-Also printed: the pure cost of one SAC update (no env; timed in the same process right
-after each of our runs, on its agent and buffer), the env-only step cost (random
-policy on the raw env: the ceiling), the loop's overhead ratio
+Also printed: the pure cost of one SAC update (no env; timed in short pauses during
+each of our runs, on its agent and buffer, which are then put back), the env-only step
+cost (random policy on the raw env: the ceiling), the loop's overhead ratio
 `loop time per step / (update + env step)` (target <= 1.5), and the memory of a
 1M-transition InvertedPendulum buffer (target < 200 MB).
 """

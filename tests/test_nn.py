@@ -615,3 +615,51 @@ def test_liquid_network_fused_step_matches_the_layer_modules(hidden_grad):
         assert torch.all(layer.weight.grad[layer.mask == 0] == 0.0)
     with torch.no_grad():  # and the graph-free path used for acting agrees
         torch.testing.assert_close(net(x, hidden)[0], output_ref, **tol)
+
+
+def test_liquid_network_load_zeroes_weights_outside_the_masks():
+    """The fused step skips the masks, so loading must keep masked slots zero: a foreign
+    state with weights everywhere still gives the masked network's outputs."""
+    torch.manual_seed(0)
+    net = LiquidNCPNetwork(5, 20, 3, seed=1)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    for key in state:
+        if key.endswith("weight"):
+            state[key].fill_(0.25)
+    net.load_state_dict(state)
+    for layer in sparse_layers(net):
+        assert torch.all(layer.weight[layer.mask == 0] == 0.0)
+        assert torch.all(layer.weight[layer.mask == 1] == 0.25)
+    x, hidden = torch.randn(4, 5), torch.randn(4, net.hidden_size)
+    with torch.no_grad():
+        fused = net(x, hidden)
+        modules = net.forward_modules(x, hidden)
+    for a, b in zip(fused, modules, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_liquid_network_backward_refuses_weights_changed_since_the_forward():
+    """The fused node saves the weights themselves; autograd's version check must catch
+    an in-place change before backward would use the new values silently."""
+    net = LiquidNCPNetwork(5, 20, 3, seed=1)
+    output, _ = net(torch.randn(4, 5), net.initial_hidden(4))
+    with torch.no_grad():
+        net.motor.weight.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        output.sum().backward()
+
+
+def test_scalar_like_is_made_once_per_dtype_and_device_and_usable_under_autograd():
+    from velora.utils.torch import scalar_like
+
+    x32, x64 = torch.randn(3), torch.randn(3, dtype=torch.float64)
+    with torch.inference_mode():  # made here first, as in the update
+        two = scalar_like(2.0, x32)
+    assert scalar_like(2.0, x32) is two
+    assert two.dim() == 0 and two.dtype == torch.float32 and two.item() == 2.0
+    assert not two.is_inference()
+    two64 = scalar_like(2.0, x64)
+    assert two64 is not two and two64.dtype == torch.float64
+    w = torch.randn(3, requires_grad=True)
+    torch.clamp(w, max=scalar_like(0.5, w)).mul(two).sum().backward()
+    assert torch.equal(w.grad, torch.where(w < 0.5, 2.0, 0.0))

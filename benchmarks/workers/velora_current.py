@@ -6,13 +6,21 @@ Trains `NeuroFlow(env, 20, 128)` with the library's defaults (one gradient step 
 step, random actions for the first `--warmup` steps, metrics.db in the working dir) and
 stops at exactly `--steps` env steps through a step callback. `--compile` runs
 `agent.compile()` first and times the steady rate from a few steps after warm-up,
-reporting the compile's seconds and the rate with them apart. After the run it times the
-bare `agent.update(batch_size)` on the same agent and buffer: the pure cost of one SAC
-update, without the env. Prints one JSON line.
+reporting the compile's seconds and the rate with them apart.
+
+The pure cost of one SAC update, without the env, is timed during the run: every
+`--probe-every` steps after warm-up the run pauses, times `--updates` bare
+`agent.update(batch_size)` calls on the agent and buffer as they are, and puts the
+agent and the random generator back as they were, so training goes on exactly as
+without the pause. The pauses are left out of the run's own time. This machine's speed
+drifts by tens of percent within a minute, so a pure figure taken in the same seconds
+as the loop's is the one to compare it with. Prints one JSON line.
 """
 
 from __future__ import annotations
 
+import copy
+import statistics
 import time
 from importlib.metadata import version
 
@@ -23,14 +31,58 @@ from velora.callbacks import TrainCallback
 from velora.models import NeuroFlow
 
 
-class _StopAt(TrainCallback):
-    """Marks the end of warm-up (and of the compile, `settle` steps later) and stops
-    training at an exact env step count."""
+class _PureUpdateProbe:
+    """Times bare updates mid-run and undoes them: weights, optimiser state, RNG."""
 
-    def __init__(self, warmup: int, limit: int, settle: int = 0) -> None:
+    def __init__(self, agent: NeuroFlow, batch_size: int, updates: int) -> None:
+        self.agent, self.batch_size, self.updates = agent, batch_size, updates
+        self.update = agent.update  # the bare method, before the loop's timing wrapper
+        self.block_ms: list[float] = []
+        self.paused_s = 0.0
+
+    def __call__(self) -> None:
+        paused = time.perf_counter()
+        agent = self.agent
+        modules, optimizers = agent.state_modules(), agent.optimizers()
+        saved = (
+            {name: copy.deepcopy(m.state_dict()) for name, m in modules.items()},
+            {name: copy.deepcopy(o.state_dict()) for name, o in optimizers.items()},
+            agent.log_alpha.detach().clone(),
+            torch.get_rng_state(),
+            torch.cuda.get_rng_state(agent.device) if agent.device.type == "cuda" else None,
+        )
+        start = time.perf_counter()
+        for _ in range(self.updates):
+            self.update(self.batch_size)
+        if agent.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.block_ms.append((time.perf_counter() - start) / self.updates * 1e3)
+        module_states, optimizer_states, log_alpha, rng, cuda_rng = saved
+        with torch.no_grad():
+            for name, module in modules.items():
+                module.load_state_dict(module_states[name])
+            agent.log_alpha.copy_(log_alpha)
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(optimizer_states[name])
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, agent.device)
+        self.paused_s += time.perf_counter() - paused
+
+
+class _StopAt(TrainCallback):
+    """Marks the end of warm-up (and of the compile, `settle` steps later), probes the
+    pure update cost every `probe_every` steps after that, and stops training at an
+    exact env step count."""
+
+    def __init__(
+        self, warmup: int, limit: int, probe: _PureUpdateProbe, probe_every: int, settle: int = 0
+    ) -> None:
         self.warmup, self.limit, self.settle = warmup, limit, settle
+        self.probe, self.probe_every = probe, probe_every
         self.warmup_end: float | None = None
         self.settled: float | None = None
+        self.next_probe: int | None = None
 
     def on_step(self, state) -> bool:
         if self.warmup_end is None and state.step >= self.warmup:
@@ -39,6 +91,10 @@ class _StopAt(TrainCallback):
         if self.settled is None and state.step >= self.warmup + self.settle:
             self.settled = time.perf_counter()
             self.settled_step = state.step
+            self.next_probe = state.step + self.probe_every // 2
+        if self.next_probe is not None and state.step >= self.next_probe:
+            self.probe()
+            self.next_probe += self.probe_every
         return state.step < self.limit
 
 
@@ -51,7 +107,9 @@ def _train(args, base: dict) -> None:
     agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
     if args.compile:
         agent.compile()
-    stop = _StopAt(args.warmup, args.steps, SETTLE_STEPS if args.compile else 0)
+    probe = _PureUpdateProbe(agent, args.batch_size, args.updates)
+    settle = SETTLE_STEPS if args.compile else 0
+    stop = _StopAt(args.warmup, args.steps, probe, args.probe_every, settle)
     # Time spent in updates inside the loop, so the loop's own overhead can be told apart.
     update, update_seconds, n_updates = agent.update, [0.0], [0]
 
@@ -73,9 +131,7 @@ def _train(args, base: dict) -> None:
         n_envs=args.n_envs,
         display_count=1_000_000,
     )
-    end = time.perf_counter()
-    del agent.update  # the bare method again, for the pure timing
-    pure_update_ms = _pure_update_ms(agent, args, stop.threads)
+    end = time.perf_counter() - probe.paused_s  # every pause lies after `settled`
     warmup_steps = min(agent.steps_done, args.warmup + args.n_envs - 1)
     post = summary.steps - warmup_steps
     compiled, timed_from = {}, stop.warmup_end
@@ -94,39 +150,19 @@ def _train(args, base: dict) -> None:
             "torch_threads": stop.threads,
             "updates": n_updates[0],
             "update_in_loop_ms": round(update_seconds[0] / max(n_updates[0], 1) * 1e3, 4),
-            "update_ms": pure_update_ms,
+            # The median of the mid-run blocks, each a mean over `--updates` updates.
+            "update_ms": round(statistics.median(probe.block_ms), 4) if probe.block_ms else None,
+            "update_probes": len(probe.block_ms),
             **rates(summary.steps, end - start, warmup_steps, post, end - timed_from),
         }
     )
 
 
-def _pure_update_ms(agent: NeuroFlow, args, threads: int) -> float:
-    """The bare `agent.update(batch_size)` on the trained agent's own buffer, on the
-    thread count training ran on: the pure cost of one SAC update, without the env.
-
-    Timed in the same process right after the run, so the loop's overhead ratio
-    compares figures from the same minute of this machine's drift. The median of 5
-    repeats, each a mean over `--updates` updates like the loop's own figure.
-    """
-    torch.set_num_threads(threads)
-    for _ in range(20):
-        agent.update(args.batch_size)
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(args.updates):
-            agent.update(args.batch_size)
-        if agent.device.type == "cuda":
-            torch.cuda.synchronize()
-        timings.append((time.perf_counter() - start) / args.updates)
-    timings.sort()
-    return round(timings[len(timings) // 2] * 1e3, 4)
-
-
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--n-envs", type=int, default=1)
-    p.add_argument("--updates", type=int, default=200, help="pure updates per timed repeat")
+    p.add_argument("--updates", type=int, default=50, help="bare updates per mid-run probe")
+    p.add_argument("--probe-every", type=int, default=250, help="env steps between probes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="NeuroFlow.compile() first")
     args = finish_args(p.parse_args())

@@ -16,6 +16,8 @@ import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
+from velora.utils.torch import scalar_like
+
 
 class PolicySample(NamedTuple):
     """Actions in policy space, and the log-probs/weights of the policy expectation.
@@ -139,7 +141,11 @@ class ContinuousHead(PolicyHead):
 
     def _mean_log_std(self, actor_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = actor_output.chunk(2, dim=-1)
-        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+        return mean, self._clamp_log_std(log_std)
+
+    def _clamp_log_std(self, log_std: torch.Tensor) -> torch.Tensor:
+        low, high = scalar_like(self.log_std_min, log_std), scalar_like(self.log_std_max, log_std)
+        return torch.clamp(log_std, low, high)
 
     def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         mean, log_std = self._mean_log_std(actor_output)
@@ -150,7 +156,7 @@ class ContinuousHead(PolicyHead):
     def expectation(self, actor_output: torch.Tensor) -> PolicySample:
         """One reparameterised sample (weight 1) and its log-density."""
         mean, raw_log_std = actor_output.chunk(2, dim=-1)
-        log_std = raw_log_std.clamp(self.log_std_min, self.log_std_max)
+        log_std = self._clamp_log_std(raw_log_std)
         std = log_std.exp()
         noise = self.noise_like(mean)
         u = torch.addcmul(mean, noise, std)
@@ -160,7 +166,7 @@ class ContinuousHead(PolicyHead):
         log_prob = torch.addcmul(log_std, noise, noise, value=0.5).neg_()
         log_prob = log_prob.add_(u + F.softplus(-2.0 * u), alpha=2.0)
         log_prob = log_prob.sum(dim=-1, keepdim=True) - self._log_prob_offset
-        return PolicySample(action, log_prob, None, (raw_log_std, noise, std))
+        return PolicySample(action, log_prob, None, (raw_log_std, log_std, noise, std))
 
     def expectation_backward(
         self,
@@ -169,15 +175,16 @@ class ContinuousHead(PolicyHead):
         grad_weights: torch.Tensor | None,
         grad_action: torch.Tensor | None,
     ) -> torch.Tensor:
-        raw_log_std, noise, std = sample.saved
+        raw_log_std, log_std, noise, std = sample.saved
         action = sample.action
         # d log_prob/du = 2 * tanh(u) = 2 * action, d action/du = 1 - action^2.
         grad_u = (2.0 * grad_log_prob) * action
         if grad_action is not None:
-            grad_u = grad_u.add_(grad_action - grad_action * action * action)
+            grad_u = grad_u.add_(grad_action).addcmul_(grad_action * action, action, value=-1.0)
         # log_std enters through u (du/dlog_std = noise * std) and directly (-1); the
-        # clamp passes gradient only inside its range, as autograd's clamp does.
-        in_range = (raw_log_std >= self.log_std_min) & (raw_log_std <= self.log_std_max)
+        # clamp passes gradient only inside its range (where it left the value as it
+        # was), as autograd's clamp does.
+        in_range = log_std == raw_log_std
         grad_log_std = (grad_u * noise * std).sub_(grad_log_prob).mul_(in_range)
         return torch.cat((grad_u, grad_log_std), dim=-1)
 
@@ -197,7 +204,7 @@ class ContinuousHead(PolicyHead):
         return torch.rand(batch_size, self.action_dim, device=device) * 2.0 - 1.0
 
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
-        return action * self.scale + self.bias
+        return torch.addcmul(self.bias, action, self.scale)
 
 
 class DiscreteHead(PolicyHead):

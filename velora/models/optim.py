@@ -51,7 +51,7 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads: Sequence[torch.Tens
     group = optimizer.param_groups[0]
     params, steps, exp_avgs, exp_avg_sqs = state
     beta1, beta2 = group["betas"]
-    torch._foreach_add_(steps, 1)
+    steps[0]._base.add_(1)  # every step count at once: they are views of one tensor
     # Older torch has no such option: AdamW alone decouples its weight decay there.
     decoupled = group.get("decoupled_weight_decay", type(optimizer) is torch.optim.AdamW)
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
@@ -102,9 +102,21 @@ def _fused_adam_state(
     states = [optimizer.state.get(p) for p in params]
     if not all(states):
         return None
-    return (
-        params,
-        [s["step"] for s in states],
-        [s["exp_avg"] for s in states],
-        [s["exp_avg_sq"] for s in states],
-    )
+    steps = [s["step"] for s in states]
+    base = steps[0]._base
+    if base is None or base.shape != (len(steps),) or any(s._base is not base for s in steps):
+        steps = _share_step_counts(states)
+    return params, steps, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+
+
+def _share_step_counts(states: list[dict[str, Any]]) -> list[torch.Tensor]:
+    """Make the parameters' step counts views of one tensor, so one op counts them all.
+
+    They stay 0-dim tensors with the same values in the state dict: `step()` and the
+    fused kernel read them as before, and a save copies them out one by one. (Done
+    again after a load, which brings separate tensors.)
+    """
+    base = torch.stack([s["step"] for s in states])
+    for i, state in enumerate(states):
+        state["step"] = base[i]
+    return [s["step"] for s in states]

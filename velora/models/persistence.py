@@ -89,7 +89,8 @@ def _optimizer_state(name: str, optim: torch.optim.Optimizer) -> tuple[dict, dic
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"{name}.{index}.{key}"] = value.detach().cpu().contiguous()
+                # A copy: step counts share one storage (see `apply_gradients`).
+                tensors[f"{name}.{index}.{key}"] = value.detach().cpu().clone()
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {

@@ -11,15 +11,18 @@ per element) and agrees with it to float32 rounding.
 import torch
 from torch import nn
 
+from velora.utils.torch import scalar_like
+
 # Beyond this mish(x) == x in float32; clamping keeps q^2 finite in the backward.
 _CLAMP = 20.0
 
 
 def _mish_terms(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """e = exp(x), e + 2 and q = e(e + 2) + 2."""
-    e = x.clamp(max=_CLAMP).exp_()
-    e_plus_2 = e + 2.0
-    return e, e_plus_2, (e * e_plus_2).add_(2.0)
+    two = scalar_like(2.0, x)
+    e = torch.clamp(x, max=scalar_like(_CLAMP, x)).exp_()
+    e_plus_2 = e + two
+    return e, e_plus_2, torch.addcmul(two, e, e_plus_2)
 
 
 def mish_with_terms(x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
@@ -31,7 +34,8 @@ def mish_with_terms(x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, 
 def mish_backward(grad: torch.Tensor, terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """`grad * mish'(x)` from the terms `mish_with_terms` returned."""
     x, e, e_plus_2, q = terms
-    slope = (e_plus_2 * q).addcmul_(x, e + 1.0, value=4.0).mul_(e)
+    # (e + 2) q + 4x(e + 1), its constants as scalar arguments (free) rather than operands.
+    slope = (e_plus_2 * q).addcmul_(x, e, value=4.0).add_(x, alpha=4.0).mul_(e)
     return slope.div_(q * q).mul_(grad)
 
 

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from velora.nn.activation import Mish, mish_backward, mish_with_terms
@@ -27,7 +28,9 @@ class LiquidNCPNetwork(nn.Module):
     """Sparse inter layer → Mish → liquid command cell → Mish → sparse motor layer.
 
     The command layer is recurrent: `forward` takes and returns its hidden state, so
-    the network remembers across environment steps.
+    the network remembers across environment steps. The default cell mode runs as one
+    fused step that uses the weights without their masks: weights outside the masks
+    are zero and stay zero (see `SparseLinear`).
 
     Args:
         in_features: observation size.
@@ -80,7 +83,7 @@ class LiquidNCPNetwork(nn.Module):
             # One autograd node for the whole step instead of ~25 small ones.
             return _LiquidStep.apply(x, hidden, masks, *params)
         with torch.no_grad():
-            return _liquid_step(x, hidden, masks, params)[:2]
+            return _liquid_step(x, hidden, params, save=False)
 
     def forward_saved(
         self, x: torch.Tensor, hidden: torch.Tensor
@@ -95,7 +98,7 @@ class LiquidNCPNetwork(nn.Module):
             return output.detach(), new_hidden.detach(), LiquidTape(None, output)
         masks, params = self._fused_layers()
         with torch.no_grad():
-            output, new_hidden, *saved = _liquid_step(x, hidden, masks, params)
+            output, new_hidden, *saved = _liquid_step(x, hidden, params)
         return output, new_hidden, LiquidTape((x, masks, *saved), None)
 
     def backward(self, tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
@@ -125,23 +128,39 @@ class LiquidNCPNetwork(nn.Module):
 
 
 def _liquid_step(
-    x: torch.Tensor, hidden: torch.Tensor, masks: list[torch.Tensor], params: list[torch.Tensor]
+    x: torch.Tensor,
+    hidden: torch.Tensor,
+    params: list[torch.Tensor],
+    *,
+    save: bool = True,
 ) -> tuple[torch.Tensor, ...]:
     """inter → Mish → default-mode CfC cell (ts = 1) → Mish → motor, without autograd.
 
-    Returns the output, the new hidden state, and what `_LiquidStep.backward` reuses.
+    The weights are used as they are: outside their masks they are exactly zero (see
+    `LiquidNCPNetwork`). Returns the output, the new hidden state and, with `save`,
+    what `_liquid_step_backward` reuses; without it (acting), Mish is `F.mish`, one op
+    instead of the six that keep its backward's terms.
     """
     w_in, b_in, w_cell, b_cell, w_out, b_out = params
-    w_in, w_cell, w_out = w_in * masks[0], w_cell * masks[1], w_out * masks[2]
     size = hidden.shape[-1]
-    inter, inter_terms = mish_with_terms(torch.addmm(b_in, x, w_in.t()))
+    pre_inter = F.linear(x, w_in, b_in)
+    inter, inter_terms = mish_with_terms(pre_inter) if save else (F.mish(pre_inter), ())
     joined = torch.cat((inter, hidden), dim=-1)
-    heads = torch.addmm(b_cell, joined, w_cell.t())
-    ff = torch.tanh(heads[:, : 2 * size])  # ff1 | ff2
-    gate = torch.sigmoid(heads[:, 2 * size : 3 * size] + heads[:, 3 * size : 4 * size])
-    new_hidden = torch.lerp(ff[:, :size], ff[:, size:], gate)
-    command, command_terms = mish_with_terms(heads[:, 4 * size :] + new_hidden)
-    output = torch.addmm(b_out, command, w_out.t())
+    ff, time_a, time_b, projection = F.linear(joined, w_cell, b_cell).split(
+        (2 * size, size, size, size), dim=-1
+    )
+    ff = torch.tanh(ff)  # ff1 | ff2
+    ff1, ff2 = ff.chunk(2, dim=-1)
+    gate = torch.sigmoid(time_a + time_b)
+    new_hidden = torch.lerp(ff1, ff2, gate)
+    pre_command = projection + new_hidden
+    if save:
+        command, command_terms = mish_with_terms(pre_command)
+    else:
+        command, command_terms = F.mish(pre_command), ()
+    output = F.linear(command, w_out, b_out)
+    if not save:
+        return output, new_hidden
     return (
         output,
         new_hidden,
@@ -150,10 +169,7 @@ def _liquid_step(
         ff,
         gate,
         command,
-        (
-            inter_terms,
-            command_terms,
-        ),
+        (inter_terms, command_terms),
     )
 
 
@@ -181,9 +197,11 @@ def _liquid_step_backward(
     grad_pre = mish_backward(grad_output @ w_out, terms[1])  # d/d(projection + h')
     grad_new = grad_pre if grad_hidden is None else grad_pre + grad_hidden
     ff1, ff2 = ff[:, :size], ff[:, size:]
-    grad_ff = torch.cat((grad_new - grad_new * gate, grad_new * gate), dim=-1)
-    grad_ff.mul_(1.0 - ff * ff)  # tanh'
-    grad_gate = (grad_new * (ff2 - ff1)).mul_(gate * (1.0 - gate))  # sigmoid'
+    grad_ff2 = grad_new * gate
+    grad_ff = torch.cat((grad_new - grad_ff2, grad_ff2), dim=-1)
+    grad_ff.addcmul_(grad_ff * ff, ff, value=-1.0)  # tanh': times 1 - ff^2
+    sigmoid_slope = torch.addcmul(gate, gate, gate, value=-1.0)  # gate (1 - gate)
+    grad_gate = (grad_new * (ff2 - ff1)).mul_(sigmoid_slope)
     grad_heads = torch.cat((grad_ff, grad_gate, grad_gate, grad_pre), dim=-1)
     if needs[4]:
         grads[4] = (grad_heads.t() @ joined).mul_(masks[1])
@@ -213,13 +231,16 @@ class _LiquidStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, hidden, masks, *params):
-        output, new_hidden, *saved = _liquid_step(x, hidden, masks, list(params))
+        output, new_hidden, *saved = _liquid_step(x, hidden, list(params))
         ctx.set_materialize_grads(False)
         ctx.saved = (x, masks, *saved)
+        # The step saves the weights themselves: let autograd check they are unchanged.
+        ctx.save_for_backward(*params)
         return output, new_hidden
 
     @staticmethod
     def backward(ctx, grad_output, grad_hidden):
+        ctx.saved_tensors  # noqa: B018 (raises if a weight was modified in place)
         saved = ctx.saved
         del ctx.saved
         needs = ctx.needs_input_grad

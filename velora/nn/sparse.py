@@ -10,9 +10,10 @@ from torch import nn
 class SparseLinear(nn.Module):
     """`nn.Linear` whose weight is multiplied by a fixed 0/1 mask.
 
-    Masked weights are zeroed at construction and receive zero gradient, so they stay
-    exactly zero through training with any optimiser. The mask is a buffer (it moves with
-    `.to()` and is saved in `state_dict`) and never a parameter.
+    Masked weights are zeroed at construction and after loading a state dict, and receive
+    zero gradient, so they stay exactly zero through training with any optimiser (fused
+    code such as the liquid step relies on it and skips the mask). The mask is a buffer
+    (it moves with `.to()` and is saved in `state_dict`) and never a parameter.
 
     Args:
         mask: `(out_features, in_features)` tensor of zeros and ones.
@@ -30,6 +31,7 @@ class SparseLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         self.reset_parameters()
+        self.register_load_state_dict_post_hook(_zero_masked_weight)
 
     def reset_parameters(self) -> None:
         """`nn.Linear`'s initialisation, scaled to the real fan-in of each neuron."""
@@ -49,3 +51,9 @@ class SparseLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"active={active}/{self.mask.numel()}"
         )
+
+
+def _zero_masked_weight(module: SparseLinear, incompatible_keys: object) -> None:
+    """Hold the zero-outside-the-mask invariant for whatever weight was loaded."""
+    with torch.no_grad():
+        module.weight.mul_(module.mask)
