@@ -267,7 +267,8 @@ class DiscreteHead(PolicyHead):
         return torch.randint(self.n, (batch_size, 1), device=device)
 
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
-        return action.squeeze(-1) + self.start
+        index = action.squeeze(-1)
+        return index + self.start if self.start else index
 
 
 def make_head(space: gym.Space, log_std: tuple[float, float], device: torch.device) -> PolicyHead:
