@@ -161,11 +161,13 @@ class ContinuousHead(PolicyHead):
         noise = self.noise_like(mean)
         u = torch.addcmul(mean, noise, std)
         action = torch.tanh(u)
-        # Gaussian log-density of u, minus log|d tanh(u)/du| in its stable form
-        # 2 * (log 2 - u - softplus(-2u)) (SpinningUp, Haarnoja et al. 2018 app. C).
-        log_prob = torch.addcmul(log_std, noise, noise, value=0.5).neg_()
-        log_prob = log_prob.add_(u + F.softplus(-2.0 * u), alpha=2.0)
-        log_prob = log_prob.sum(dim=-1, keepdim=True) - self._log_prob_offset
+        # Gaussian log-density of u, minus log|d tanh(u)/du| = 2 log 2 - 2 log(e^u + e^-u)
+        # in the stable logaddexp form (Haarnoja et al. 2018 app. C); the constants sit
+        # in the offset.
+        log_prob = torch.addcmul(log_std, noise, noise, value=0.5)
+        log_prob = log_prob.sub_(torch.logaddexp(u, u.neg()), alpha=2.0)
+        log_prob = log_prob.sum(dim=-1, keepdim=True)
+        log_prob = torch.sub(scalar_like(-self._log_prob_offset, log_prob), log_prob)
         return PolicySample(action, log_prob, None, (raw_log_std, log_std, noise, std))
 
     def expectation_backward(
@@ -178,9 +180,11 @@ class ContinuousHead(PolicyHead):
         raw_log_std, log_std, noise, std = sample.saved
         action = sample.action
         # d log_prob/du = 2 * tanh(u) = 2 * action, d action/du = 1 - action^2.
-        grad_u = (2.0 * grad_log_prob) * action
-        if grad_action is not None:
-            grad_u = grad_u.add_(grad_action).addcmul_(grad_action * action, action, value=-1.0)
+        if grad_action is None:
+            grad_u = (2.0 * grad_log_prob) * action
+        else:
+            grad_u = torch.addcmul(grad_action, action, grad_log_prob, value=2.0)
+            grad_u.addcmul_(grad_action * action, action, value=-1.0)
         # log_std enters through u (du/dlog_std = noise * std) and directly (-1); the
         # clamp passes gradient only inside its range (where it left the value as it
         # was), as autograd's clamp does.
