@@ -142,9 +142,9 @@ def _liquid_step(
     instead of the six that keep its backward's terms.
     """
     w_in, b_in, w_cell, b_cell, w_out, b_out = params
+    activation = mish_with_terms if save else _mish_without_terms
     size = hidden.shape[-1]
-    pre_inter = F.linear(x, w_in, b_in)
-    inter, inter_terms = mish_with_terms(pre_inter) if save else (F.mish(pre_inter), ())
+    inter, inter_terms = activation(F.linear(x, w_in, b_in))
     joined = torch.cat((inter, hidden), dim=-1)
     ff, time_a, time_b, projection = F.linear(joined, w_cell, b_cell).split(
         (2 * size, size, size, size), dim=-1
@@ -153,11 +153,7 @@ def _liquid_step(
     ff1, ff2 = ff.chunk(2, dim=-1)
     gate = torch.sigmoid(time_a + time_b)
     new_hidden = torch.lerp(ff1, ff2, gate)
-    pre_command = projection + new_hidden
-    if save:
-        command, command_terms = mish_with_terms(pre_command)
-    else:
-        command, command_terms = F.mish(pre_command), ()
+    command, command_terms = activation(projection + new_hidden)
     output = F.linear(command, w_out, b_out)
     if not save:
         return output, new_hidden
@@ -171,6 +167,11 @@ def _liquid_step(
         command,
         (inter_terms, command_terms),
     )
+
+
+def _mish_without_terms(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """`mish_with_terms`'s shape for a pass no backward follows: `F.mish`, one op."""
+    return F.mish(x), ()
 
 
 def _liquid_step_backward(
