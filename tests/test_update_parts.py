@@ -106,6 +106,10 @@ def test_critic_backward_matches_autograd_through_forward(n_critics):
     assert critics.backward(tape, grad, x_grad=False, params=True)[0] is None
     x_only, none = critics.backward(tape, grad, x_grad=True, params=False)
     assert none == [] and torch.equal(x_only, x_grad)
+    # A slice asks for those input columns only (the actor stage wants the action's).
+    columns, _ = critics.backward(tape, grad, x_grad=slice(4, None), params=False)
+    assert columns.shape == (20, 2)
+    torch.testing.assert_close(columns, expected[0][:, 4:], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("grad_mode", [torch.no_grad, torch.inference_mode])

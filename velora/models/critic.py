@@ -81,12 +81,18 @@ class CriticEnsemble(nn.Module):
         return output, CriticTape(inputs, terms, weights)
 
     def backward(
-        self, tape: "CriticTape", grad: torch.Tensor, *, x_grad: bool, params: bool
+        self,
+        tape: "CriticTape",
+        grad: torch.Tensor,
+        *,
+        x_grad: bool | slice,
+        params: bool,
     ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         """The gradients of a `forward_saved` pass, from `grad` w.r.t. its output.
 
-        Returns the gradient w.r.t. `x` (None unless `x_grad`) and, with `params`, the
-        weight then bias gradients in `parameters()` order (else an empty list).
+        Returns the gradient w.r.t. `x` (None unless `x_grad`; a slice asks for those
+        columns only, e.g. the action's) and, with `params`, the weight then bias
+        gradients in `parameters()` order (else an empty list).
         """
         with torch.no_grad():
             return _stack_backward(tape, grad, self.masks() if params else None, x_grad)
@@ -116,22 +122,45 @@ def _stack_forward(
 
 
 def _stack_backward(
-    tape: CriticTape, grad: torch.Tensor, masks: list[torch.Tensor] | None, x_grad: bool
+    tape: CriticTape,
+    grad: torch.Tensor,
+    masks: list[torch.Tensor] | None,
+    x_grad: bool | slice,
 ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-    """The chain rule of `_stack_forward`: the input's gradient if `x_grad`, and the
-    weight (masked) then bias gradients if `masks` are given."""
+    """The chain rule of `_stack_forward`: the input's gradient if `x_grad` (its columns
+    if a slice), and the weight (masked) then bias gradients if `masks` are given."""
     weight_grads: list[torch.Tensor] = []
     bias_grads: list[torch.Tensor] = []
     for i in reversed(range(len(tape.weights))):
         if masks is not None:
-            weight_grads.append(torch.bmm(grad.transpose(1, 2), tape.inputs[i]).mul_(masks[i]))
+            weight_grads.append(_weight_grad(grad, tape.inputs[i], masks[i]))
             bias_grads.append(grad.sum(dim=1, keepdim=True))
-        if i == 0 and not x_grad:
-            return None, weight_grads[::-1] + bias_grads[::-1]
-        grad = torch.bmm(grad, tape.weights[i])
-        if i > 0:
-            grad = mish_backward(grad, tape.terms[i - 1])
-    return grad.sum(dim=0), weight_grads[::-1] + bias_grads[::-1]
+        if i == 0:
+            break
+        grad = mish_backward(torch.bmm(grad, tape.weights[i]), tape.terms[i - 1])
+    params = weight_grads[::-1] + bias_grads[::-1]
+    if x_grad is False:
+        return None, params
+    weights = tape.weights[0] if x_grad is True else tape.weights[0][..., x_grad]
+    # The sum over critics as a chain of matrix products: on these narrow inputs a
+    # `bmm` and a `sum` take twice as long.
+    grads, weights = grad.unbind(), weights.unbind()
+    x_grad_sum = torch.mm(grads[0], weights[0])
+    for critic_grad, weight in zip(grads[1:], weights[1:], strict=True):
+        x_grad_sum = torch.addmm(x_grad_sum, critic_grad, weight)
+    return x_grad_sum, params
+
+
+def _weight_grad(grad: torch.Tensor, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`grad^T @ inputs` per critic, masked: `(n_critics, out, in)`.
+
+    Where a layer widens (the input layer: a handful of inputs, dozens of outputs) the
+    transposed product `inputs^T @ grad` runs about 3x faster on a CPU; multiplying the
+    mask first lays the result out like the weight.
+    """
+    if grad.shape[-1] > inputs.shape[-1]:
+        return torch.mul(mask, torch.bmm(inputs.transpose(1, 2), grad).transpose(1, 2))
+    return torch.bmm(grad.transpose(1, 2), inputs).mul_(mask)
 
 
 def _zero_masked_weights(module: CriticEnsemble, incompatible_keys: object) -> None:

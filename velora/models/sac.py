@@ -88,8 +88,8 @@ def actor_gradients(
     grad_action = None
     if pi.action is not None:  # the critics score the drawn action: d(-min Q)/d action
         grad_min = torch.zeros_like(q_pi).scatter_(0, argmin.unsqueeze(0), -1.0 / n)
-        grad_input = critic.backward(critic_tape, grad_min, x_grad=True, params=False)[0]
-        grad_action = grad_input[:, batch.states.shape[1] :]
+        action_columns = slice(batch.states.shape[1], None)
+        grad_action = critic.backward(critic_tape, grad_min, x_grad=action_columns, params=False)[0]
     grad_pi = head.expectation_backward(pi, grad_log_prob, grad_weights, grad_action)
     # The next-state rows of the actor's pass get no gradient.
     actor_grads = agent.actor.backward(tape, F.pad(grad_pi, (0, 0, 0, n)))
