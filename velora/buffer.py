@@ -153,7 +153,7 @@ class ReplayBuffer:
                 f"cannot sample {batch_size} transitions from a buffer holding {self.size}."
             )
         indices = torch.randint(0, self.size, (batch_size,), device=self.device)
-        return Batch(*self.storage[indices].split(self.widths, dim=1))
+        return Batch(*self.storage[indices].split_with_sizes(self.widths, dim=1))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Only the filled rows, in insertion order, so a mostly empty buffer saves small."""

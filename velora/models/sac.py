@@ -44,7 +44,7 @@ def critic_gradients(
         torch.cat((batch.states, batch.next_states)),
         torch.cat((batch.hidden, batch.next_hidden)),
     )
-    pi_output, next_output = output.split(n)
+    pi_output, next_output = output.split_with_sizes((n, n))
 
     # Regress on the soft Bellman target of the target critics (clipped double Q).
     # Loss: the sum over critics of 0.5 * MSE, gradient (q - target) / n.
