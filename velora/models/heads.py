@@ -188,8 +188,8 @@ class ContinuousHead(PolicyHead):
         # log_std enters through u (du/dlog_std = noise * std) and directly (-1); the
         # clamp passes gradient only inside its range (where it left the value as it
         # was), as autograd's clamp does.
-        in_range = log_std == raw_log_std
-        grad_log_std = (grad_u * noise * std).sub_(grad_log_prob).mul_(in_range)
+        clamped = log_std != raw_log_std
+        grad_log_std = (grad_u * noise * std).sub_(grad_log_prob).masked_fill_(clamped, 0.0)
         return torch.cat((grad_u, grad_log_std), dim=-1)
 
     def critic_input(self, states: torch.Tensor, action: torch.Tensor | None) -> torch.Tensor:

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+from velora.utils.torch import scalar_like
+
 
 def make_optimizer(
     optim: type[torch.optim.Optimizer], params: Any, lr: float
@@ -51,7 +53,8 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads: Sequence[torch.Tens
     group = optimizer.param_groups[0]
     params, steps, exp_avgs, exp_avg_sqs = state
     beta1, beta2 = group["betas"]
-    steps[0]._base.add_(1)  # every step count at once: they are views of one tensor
+    base = steps[0]._base  # every step count at once: they are views of one tensor
+    base.add_(scalar_like(1.0, base))
     # Older torch has no such option: AdamW alone decouples its weight decay there.
     decoupled = group.get("decoupled_weight_decay", type(optimizer) is torch.optim.AdamW)
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from velora.buffer import Batch
 from velora.models.optim import apply_gradients
-from velora.utils.torch import compile_function, soft_update
+from velora.utils.torch import compile_function, scalar_like, soft_update
 
 if TYPE_CHECKING:
     from velora.models.neuroflow import NeuroFlow
@@ -58,8 +58,8 @@ def critic_gradients(
     )
     q, critic_tape = critic.forward_saved(head.critic_input(batch.states, batch.actions))
     error = head.taken(q, batch.actions) - target_q
-    critic_loss = error.square().sum() * (0.5 / n)
-    grad_q = head.taken_backward(error * (1.0 / n), q, batch.actions)
+    critic_loss = error.square().sum() * scalar_like(0.5 / n, error)
+    grad_q = head.taken_backward(error * scalar_like(1.0 / n, error), q, batch.actions)
     critic_grads = critic.backward(critic_tape, grad_q, x_grad=False, params=True)[1]
     return critic_loss, critic_grads, (pi_output, tape)
 
@@ -80,11 +80,13 @@ def actor_gradients(
     q_pi, critic_tape = critic.forward_saved(head.critic_input(batch.states, pi.action))
     min_q, argmin = q_pi.min(dim=0)
     values = alpha * pi.log_prob - min_q
-    actor_loss = pi.expect(values).mean()
+    # Means as sums times 1/n: `mean()` and `/ n` cast a Python number on every call.
+    inv_n = scalar_like(1.0 / n, values)
+    actor_loss = pi.expect(values).sum() * inv_n
     if pi.weights is None:  # one drawn action per row, weight 1
-        grad_log_prob, grad_weights = alpha / n, None
+        grad_log_prob, grad_weights = alpha * inv_n, None
     else:  # an exact sum over actions weighted by their probabilities
-        grad_log_prob, grad_weights = pi.weights * (alpha / n), values / n
+        grad_log_prob, grad_weights = pi.weights * (alpha * inv_n), values * inv_n
     grad_action = None
     if pi.action is not None:  # the critics score the drawn action: d(-min Q)/d action
         grad_min = torch.zeros_like(q_pi).scatter_(0, argmin.unsqueeze(0), -1.0 / n)
@@ -95,7 +97,8 @@ def actor_gradients(
     actor_grads = agent.actor.backward(tape, F.pad(grad_pi, (0, 0, 0, n)))
 
     # Temperature: push the policy's entropy towards the target; d loss/d log_alpha.
-    alpha_grad = -(pi.expect(pi.log_prob).mean() + head.target_entropy)
+    mean_log_prob = pi.expect(pi.log_prob).sum() * inv_n
+    alpha_grad = torch.sub(scalar_like(-head.target_entropy, mean_log_prob), mean_log_prob)
     entropy_loss = log_alpha * alpha_grad
     return actor_loss, actor_grads, entropy_loss, alpha_grad
 
