@@ -76,12 +76,12 @@ class LiquidNCPNetwork(nn.Module):
             hidden = self.initial_hidden(x.shape[0])
         if self.command.mode != "default":
             return self.forward_modules(x, hidden)
-        masks, params = self._fused_layers()
+        params = self._fused_params()
         if torch.is_grad_enabled() and (
             x.requires_grad or hidden.requires_grad or any(p.requires_grad for p in params)
         ):
             # One autograd node for the whole step instead of ~25 small ones.
-            return _LiquidStep.apply(x, hidden, masks, *params)
+            return _LiquidStep.apply(x, hidden, self._fused_masks(), *params)
         with torch.no_grad():
             return _liquid_step(x, hidden, params, save=False)
 
@@ -96,10 +96,9 @@ class LiquidNCPNetwork(nn.Module):
             with torch.inference_mode(False), torch.enable_grad():
                 output, new_hidden = self.forward_modules(x.clone(), hidden.clone())
             return output.detach(), new_hidden.detach(), LiquidTape(None, output)
-        masks, params = self._fused_layers()
         with torch.no_grad():
-            output, new_hidden, *saved = _liquid_step(x, hidden, params)
-        return output, new_hidden, LiquidTape((x, masks, *saved), None)
+            output, new_hidden, *saved = _liquid_step(x, hidden, self._fused_params())
+        return output, new_hidden, LiquidTape((x, self._fused_masks(), *saved), None)
 
     def backward(self, tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
         """The parameters' gradients, in `parameters()` order, of a `forward_saved` pass
@@ -110,12 +109,17 @@ class LiquidNCPNetwork(nn.Module):
         with torch.no_grad():
             return _liquid_step_backward(tape.saved, grad_output, None, _PARAMS_ONLY)[2:]
 
-    def _fused_layers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The default-mode step's masks and parameters, in `parameters()` order."""
-        layers = (self.inter, self.command.heads, self.motor)
-        return [layer.mask for layer in layers], [
-            p for layer in layers for p in (layer.weight, layer.bias)
-        ]
+    def _fused_layers(self) -> tuple[SparseLinear, SparseLinear, SparseLinear]:
+        """The default-mode step's three sparse layers, in `parameters()` order."""
+        return self.inter, self.command.heads, self.motor
+
+    def _fused_params(self) -> list[torch.Tensor]:
+        """What the fused step computes with: each layer's weight and bias."""
+        return [p for layer in self._fused_layers() for p in (layer.weight, layer.bias)]
+
+    def _fused_masks(self) -> list[torch.Tensor]:
+        """What only its backward needs (acting skips them): each layer's mask."""
+        return [layer.mask for layer in self._fused_layers()]
 
     def forward_modules(
         self, x: torch.Tensor, hidden: torch.Tensor
