@@ -13,9 +13,13 @@ twice: with the library's own torch thread setting (what a user gets) and pinned
 thread (the setting this Velora picks for tiny networks). Runs alternate between
 implementations per env, so machine noise hits them alike.
 
-Our agent runs twice: eager (the default) and after `agent.compile()` (torch.compile),
-whose steady rate is timed from a few steps after warm-up; its one-off compile time
-and the whole-run rate with the compile counted are in the note.
+Our agent runs eager (the default) and after `agent.compile()` (torch.compile), whose
+steady rate is timed from a few steps after warm-up; its one-off compile time and the
+whole-run rate with the compile counted are in the note. Each of the two also runs
+with the hand-written gradients turned off (`hand_written_gradients = False`: the
+autograd losses of `velora.models.sac`, what any overridden loss runs), and the last
+table sets the two paths side by side: the hand-written one stays only while it trains
+at least 1.3x faster in some mode.
 
 Also printed: the pure cost of one SAC update (no env; timed in short pauses during
 each of our runs, on its agent and buffer, which are then put back), the env-only step
@@ -104,6 +108,7 @@ def main() -> None:
     p.add_argument("--n-envs", type=int, nargs="*", default=[], help="extra runs of ours")
     p.add_argument("--skip-baselines", action="store_true", help="only this Velora")
     p.add_argument("--no-compile", action="store_true", help="skip the agent.compile() runs")
+    p.add_argument("--no-autograd", action="store_true", help="skip the autograd-loss runs")
     p.add_argument("--repeats", type=int, default=1, help="rounds; the table shows medians")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     p.add_argument("--json", type=Path, help="also write every raw result here")
@@ -125,6 +130,7 @@ def main() -> None:
     results: list[dict] = []
     table: list[tuple[str, str, float | None, float | None, str]] = []
     overhead_rows = []
+    side_by_side: list[tuple] = []
     for env in args.envs:
         env_args = ["--env", env, *common]
         print(f"\n{env}: measuring ...", flush=True)
@@ -134,13 +140,14 @@ def main() -> None:
 
         # Every implementation once per round, rounds one after another: the machine's
         # drift hits all of them, and the median over rounds is what the table shows.
+        modes = [("", [])] + ([] if args.no_compile else [(", compiled", ["--compile"])])
+        paths = [("", [])] + ([] if args.no_autograd else [(", autograd", ["--autograd"])])
         specs = [
-            ("velora (this)", ours, "velora_current.py", []),
-            *(
-                []
-                if args.no_compile
-                else [("velora (this), compiled", ours, "velora_current.py", ["--compile"])]
-            ),
+            *[
+                (f"velora (this){path}{mode}", ours, "velora_current.py", [*p_args, *m_args])
+                for path, p_args in paths
+                for mode, m_args in modes
+            ],
             *[
                 (f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)])
                 for n in args.n_envs
@@ -186,6 +193,14 @@ def main() -> None:
                 else compiled["na"]
             )
             table.append((env, "velora (this), compiled", rate, rate, note))
+        for name in ("velora (this), autograd", "velora (this), autograd, compiled"):
+            if name in measured:
+                rate = _rate(measured[name])
+                note = "the autograd losses (hand-written gradients off)"
+                table.append((env, name, rate, rate, note))
+                hand = measured[name.replace(", autograd", "")]
+                if rate and _rate(hand):
+                    side_by_side.append((env, name, _rate(hand), rate, hand, measured[name]))
         for n, result in extra_runs:
             rate = _rate(result)
             gain = f"; {rate / ours_rate:.1f}x the env steps/s of 1 env" if rate else ""
@@ -199,7 +214,12 @@ def main() -> None:
         table.append((env, "random policy, raw env (ceiling)", env_rate, env_rate, ""))
 
         env_ms = 1e3 / env_rate
-        for label, name in (("eager", "velora (this)"), ("compiled", "velora (this), compiled")):
+        for label, name in (
+            ("eager", "velora (this)"),
+            ("compiled", "velora (this), compiled"),
+            ("autograd, eager", "velora (this), autograd"),
+            ("autograd, compiled", "velora (this), autograd, compiled"),
+        ):
             if name not in measured:
                 continue
             train_run = measured[name]
@@ -252,6 +272,22 @@ def main() -> None:
             f"| {env} | {label} | {_fmt(update_ms, 3)} | {_fmt(in_loop_ms, 3)} "
             f"| {_fmt(env_ms, 3)} | {_fmt(loop_ms, 3)} | {_fmt(ratio, 2)} | {_fmt(median, 2)} |"
         )
+    if side_by_side:
+        print("\nHand-written gradients against the autograd losses (keep at >= 1.3x)\n")
+        print(
+            "| env | mode | hand-written steps/s | autograd steps/s | training x faster "
+            "| update pure, hand-written (ms) | update pure, autograd (ms) | update x faster |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for env, name, hand_rate, auto_rate, hand, auto in side_by_side:
+            mode = "compiled" if name.endswith("compiled") else "eager"
+            hand_ms, auto_ms = hand.get("update_ms"), auto.get("update_ms")
+            update_x = f"{auto_ms / hand_ms:.2f}" if hand_ms and auto_ms else "n/a"
+            print(
+                f"| {env} | {mode} | {_fmt(hand_rate)} | {_fmt(auto_rate)} "
+                f"| {hand_rate / auto_rate:.2f} | {_fmt(hand_ms, 3)} | {_fmt(auto_ms, 3)} "
+                f"| {update_x} |"
+            )
     megabytes = _buffer_megabytes()
     print(f"\n1M-transition InvertedPendulum-v5 buffer: {megabytes:.1f} MB (target < 200 MB)")
     if args.json:

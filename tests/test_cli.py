@@ -277,7 +277,7 @@ def test_the_cli_imports_no_torch_until_a_command_needs_it():
 
 def test_train_compile_flag_compiles_the_agent(tmp_path, monkeypatch, capfd):
     from velora.models import NeuroFlow
-    from velora.models.sac import EAGER
+    from velora.models.handwritten_update import EAGER
 
     compiled = []
     real_compile = NeuroFlow.compile

@@ -583,38 +583,25 @@ def test_active_parameters_counts_unmasked_weights_and_biases(net):
     assert active_parameters(net) < total_parameters(net)
 
 
-@pytest.mark.parametrize("hidden_grad", [True, False], ids=["with-hidden-grad", "output-only"])
-def test_liquid_network_fused_step_matches_the_layer_modules(hidden_grad):
-    """`forward`'s one-node step equals the module path: values and every gradient."""
+def test_liquid_network_graph_free_step_matches_the_layer_modules():
+    """Acting's fused step (no graph, weights without masks) equals the module path, and
+    under autograd `forward` takes the module path, so masked weights get no gradient."""
     torch.manual_seed(0)
     net = LiquidNCPNetwork(5, 20, 3, seed=1).double()
-    ref = copy.deepcopy(net)
-    x = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
-    hidden = torch.randn(7, net.hidden_size, dtype=torch.float64, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_(True)
-    hidden_ref = hidden.detach().clone().requires_grad_(True)
-    grad_out = torch.randn(7, 3, dtype=torch.float64)
-    grad_hidden = torch.randn(7, net.hidden_size, dtype=torch.float64)
-
-    def loss(output, new_hidden):
-        value = (output * grad_out).sum()
-        return value + (new_hidden * grad_hidden).sum() if hidden_grad else value
+    x = torch.randn(7, 5, dtype=torch.float64)
+    hidden = torch.randn(7, net.hidden_size, dtype=torch.float64)
+    output_ref, new_hidden_ref = net.forward_modules(x, hidden)
+    with torch.no_grad():
+        output, new_hidden = net(x, hidden)
+    tol = {"atol": 1e-12, "rtol": 1e-12}
+    torch.testing.assert_close(output, output_ref.detach(), **tol)
+    torch.testing.assert_close(new_hidden, new_hidden_ref.detach(), **tol)
 
     output, new_hidden = net(x, hidden)
-    loss(output, new_hidden).backward()
-    output_ref, new_hidden_ref = ref.forward_modules(x_ref, hidden_ref)
-    loss(output_ref, new_hidden_ref).backward()
-    tol = {"atol": 1e-12, "rtol": 1e-12}
-    torch.testing.assert_close(output, output_ref, **tol)
-    torch.testing.assert_close(new_hidden, new_hidden_ref, **tol)
-    torch.testing.assert_close(x.grad, x_ref.grad, **tol)
-    torch.testing.assert_close(hidden.grad, hidden_ref.grad, **tol)
-    for (name, p), p_ref in zip(net.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=name)
-    for layer in sparse_layers(net):  # the fused backward masks the weight gradients too
+    (output.sum() + new_hidden.sum()).backward()
+    for layer in sparse_layers(net):
+        assert layer.weight.grad.abs().sum() > 0
         assert torch.all(layer.weight.grad[layer.mask == 0] == 0.0)
-    with torch.no_grad():  # and the graph-free path used for acting agrees
-        torch.testing.assert_close(net(x, hidden)[0], output_ref, **tol)
 
 
 def test_liquid_network_load_zeroes_weights_outside_the_masks():
@@ -636,17 +623,6 @@ def test_liquid_network_load_zeroes_weights_outside_the_masks():
         modules = net.forward_modules(x, hidden)
     for a, b in zip(fused, modules, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-
-
-def test_liquid_network_backward_refuses_weights_changed_since_the_forward():
-    """The fused node saves the weights themselves; autograd's version check must catch
-    an in-place change before backward would use the new values silently."""
-    net = LiquidNCPNetwork(5, 20, 3, seed=1)
-    output, _ = net(torch.randn(4, 5), net.initial_hidden(4))
-    with torch.no_grad():
-        net.motor.weight.mul_(2.0)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        output.sum().backward()
 
 
 def test_scalar_like_is_made_once_per_dtype_and_device_and_usable_under_autograd():

@@ -113,15 +113,11 @@ def test_critic_backward_matches_autograd_through_forward(n_critics):
 
 
 @pytest.mark.parametrize("grad_mode", [torch.no_grad, torch.inference_mode])
-@pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
-def test_liquid_backward_matches_autograd_through_the_modules(mode, grad_mode):
-    """The actor's `forward_saved` + `backward` (fused in the default mode, autograd in
-    the others) against autograd through the layer modules, under `no_grad` and under
-    the `inference_mode` the SAC update runs them in."""
+def test_liquid_backward_matches_autograd_through_the_modules(grad_mode):
+    """The actor's hand-written `forward_saved` + `backward` against autograd through the
+    layer modules, under `no_grad` and under the `inference_mode` the update runs in."""
     torch.manual_seed(0)
-    net = LiquidNCPNetwork(5, 20, 4, seed=2)
-    net.command = LiquidCell(net.command.in_features, net.hidden_size, mode=mode)
-    net = net.double()
+    net = LiquidNCPNetwork(5, 20, 4, seed=2).double()
     x = torch.randn(9, 5, dtype=torch.float64)
     hidden = torch.randn(9, net.hidden_size, dtype=torch.float64)
     grad = torch.randn(9, 4, dtype=torch.float64)
@@ -138,6 +134,14 @@ def test_liquid_backward_matches_autograd_through_the_modules(mode, grad_mode):
     assert len(grads) == len(expected)
     for (name, _), ours, theirs in zip(net.named_parameters(), grads, expected, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("mode", ["no_gate", "pure"])
+def test_hand_written_liquid_backward_refuses_other_cell_modes(mode):
+    net = LiquidNCPNetwork(5, 20, 4, seed=2)
+    net.command = LiquidCell(net.command.in_features, net.hidden_size, mode=mode)
+    with pytest.raises(ValueError, match=f"default cell mode only, not '{mode}'"):
+        net.forward_saved(torch.randn(3, 5), net.initial_hidden(3))
 
 
 def _two_models(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -1,8 +1,9 @@
 """`NeuroFlow.update` against a plain reference implementation of the SAC equations.
 
-`update()` is optimised (batched critics, fused kernels) and will be restructured for
-speed; these tests pin what it computes, not how. On a fixed batch, with the policy
-noise fixed, every loss, every gradient an optimiser steps with, and every parameter
+Both of the update's paths are under test: the autograd losses of `velora.models.sac`
+(the package's statement of the algorithm) and the hand-written gradients that run in
+their place by default. These tests pin what they compute, not how. On a fixed batch,
+with the policy noise fixed, every loss, every gradient an optimiser steps with, and every parameter
 afterwards must match a straightforward float64 SAC written here: critic step, then
 the actor on the updated critics, then the temperature, then the Polyak target update
 (CleanRL's order). The tests only touch `update()`'s stable interfaces: `buffer.sample`,
@@ -47,8 +48,10 @@ def fixed_noise(mean: torch.Tensor) -> torch.Tensor:
     return math.sqrt(2.0) * torch.sin(37.0 * mean.detach() + 1.3)
 
 
-def make_agent(env_id: str, seed: int) -> NeuroFlow:
-    return NeuroFlow(env_id, 8, 16, buffer_size=1000, seed=seed, device="cpu", **HYPER)
+def make_agent(env_id: str, seed: int, hand_written: bool = True) -> NeuroFlow:
+    agent = NeuroFlow(env_id, 8, 16, buffer_size=1000, seed=seed, device="cpu", **HYPER)
+    agent.hand_written_gradients = hand_written
+    return agent
 
 
 def make_batch(agent: NeuroFlow, seed: int) -> Batch:
@@ -263,6 +266,12 @@ def assert_named_close(actual: dict, expected: dict, what: str) -> None:
         )
 
 
+@pytest.fixture(params=["hand-written", "autograd"])
+def hand_written(request) -> bool:
+    """Each test runs on both update paths."""
+    return request.param == "hand-written"
+
+
 @pytest.fixture(params=["Pendulum-v1", "box-2d", "CartPole-v1", "discrete-3"])
 def env_id(request) -> str:
     """Real envs, plus the conftest tiny envs: a 2-D Box and a 3-action Discrete."""
@@ -278,13 +287,15 @@ def run_and_compare(
     monkeypatch,
     n_updates: int,
     seed: int,
+    hand_written: bool,
     capture_grads: bool = True,
     compiled: bool = False,
 ) -> None:
     """`capture_grads=False` leaves the optimisers unwrapped, so their fused-kernel
     shortcut runs; only losses and parameters are compared then. `compiled` runs the
     update through `NeuroFlow.compile`."""
-    agent = make_agent(env_id, seed)
+    agent = make_agent(env_id, seed, hand_written)
+    assert agent.uses_hand_written_gradients() == hand_written
     reference = ReferenceSAC(agent)
     batch = make_batch(agent, seed + 100)
     fix_batch_and_noise(agent, batch, monkeypatch)
@@ -320,28 +331,40 @@ def run_and_compare(
             if n.startswith(prefix)
         ]
         assert any(moved), f"no {prefix} parameter changed"
-    if compiled:  # it did run compiled: both stages, each one whole graph
+    if compiled:  # it did run compiled: every stage one whole graph
         counters = torch._dynamo.utils.counters
-        assert counters["stats"]["unique_graphs"] == 2
+        assert counters["stats"]["unique_graphs"] == (2 if hand_written else 3)
         assert not counters["graph_break"]
 
 
-def test_one_update_matches_reference_sac(env_id, monkeypatch):
+def test_one_update_matches_reference_sac(env_id, hand_written, monkeypatch):
     """Losses, step gradients and parameters after one update equal the reference's."""
-    run_and_compare(env_id, monkeypatch, n_updates=1, seed=0)
+    run_and_compare(env_id, monkeypatch, n_updates=1, seed=0, hand_written=hand_written)
 
 
-def test_consecutive_updates_match_reference_sac(env_id, monkeypatch):
+def test_consecutive_updates_match_reference_sac(env_id, hand_written, monkeypatch):
     """Three updates in a row: the Adam state and the target critics carry over."""
-    run_and_compare(env_id, monkeypatch, n_updates=3, seed=7)
+    run_and_compare(env_id, monkeypatch, n_updates=3, seed=7, hand_written=hand_written)
 
 
-def test_updates_through_the_fused_adam_shortcut_match_reference_sac(env_id, monkeypatch):
+def test_updates_through_the_fused_adam_shortcut_match_reference_sac(
+    env_id, hand_written, monkeypatch
+):
     """Unwrapped optimisers step through `apply_gradients`' fused kernel call."""
-    run_and_compare(env_id, monkeypatch, n_updates=3, seed=11, capture_grads=False)
+    run_and_compare(
+        env_id, monkeypatch, n_updates=3, seed=11, hand_written=hand_written, capture_grads=False
+    )
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
-def test_compiled_updates_match_reference_sac(env_id, monkeypatch):
+def test_compiled_updates_match_reference_sac(env_id, hand_written, monkeypatch):
     """`NeuroFlow.compile` changes how the update runs, not what it computes."""
-    run_and_compare(env_id, monkeypatch, n_updates=3, seed=13, capture_grads=False, compiled=True)
+    run_and_compare(
+        env_id,
+        monkeypatch,
+        n_updates=3,
+        seed=13,
+        hand_written=hand_written,
+        capture_grads=False,
+        compiled=True,
+    )

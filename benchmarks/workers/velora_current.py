@@ -4,7 +4,8 @@
 
 Trains `NeuroFlow(env, 20, 128)` with the library's defaults (one gradient step per env
 step, random actions for the first `--warmup` steps, metrics.db in the working dir) and
-stops at exactly `--steps` env steps through a step callback. `--compile` runs
+stops at exactly `--steps` env steps through a step callback. `--autograd` turns the
+hand-written gradients off, so the update runs the autograd losses. `--compile` runs
 `agent.compile()` first and times the steady rate from a few steps after warm-up,
 reporting the compile's seconds and the rate with them apart.
 
@@ -105,6 +106,7 @@ SETTLE_STEPS = 10
 
 def _train(args, base: dict) -> None:
     agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
+    agent.hand_written_gradients = not args.autograd
     if args.compile:
         agent.compile()
     probe = _PureUpdateProbe(agent, args.batch_size, args.updates)
@@ -165,6 +167,7 @@ def main() -> None:
     p.add_argument("--probe-every", type=int, default=250, help="env steps between probes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="NeuroFlow.compile() first")
+    p.add_argument("--autograd", action="store_true", help="the autograd losses' update")
     args = finish_args(p.parse_args())
     base = {
         "library": "velora",
@@ -175,6 +178,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "device": args.device,
         "compiled": args.compile,
+        "autograd": args.autograd,
     }
     _train(args, base)
 

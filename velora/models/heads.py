@@ -34,6 +34,12 @@ class PolicySample(NamedTuple):
     weights: torch.Tensor | None
     saved: tuple[torch.Tensor, ...] = ()
 
+    def detached(self) -> "PolicySample":
+        """The same sample cut from the graph: its terms become constants."""
+        action = None if self.action is None else self.action.detach()
+        weights = None if self.weights is None else self.weights.detach()
+        return PolicySample(action, self.log_prob.detach(), weights, self.saved)
+
     def expect(self, values: torch.Tensor) -> torch.Tensor:
         """E_pi[values] per row, `(batch,)`, for `values` shaped like `log_prob`."""
         if self.weights is None:

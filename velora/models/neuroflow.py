@@ -15,10 +15,16 @@ from velora.buffer import ReplayBuffer
 from velora.gym import add_core_env_wrappers, make_env
 from velora.models.config import AgentConfig
 from velora.models.critic import CriticEnsemble
+from velora.models.handwritten_update import (
+    EAGER,
+    SACGradients,
+    compile_stages,
+    handwritten_update,
+)
 from velora.models.heads import PolicyHead, make_head
 from velora.models.optim import make_optimizer
 from velora.models.persistence import load_agent, save_agent
-from velora.models.sac import EAGER, SACGradients, compile_stages, sac_update
+from velora.models.sac import EAGER_LOSSES, SoftActorCritic, compile_losses
 from velora.nn import LiquidNCPNetwork
 from velora.utils import active_parameters, set_device, set_seed, total_parameters
 from velora.utils.checks import check_int, check_positive
@@ -37,12 +43,14 @@ def policy_step(
     return agent.head.act(output, deterministic), new_hidden
 
 
-class NeuroFlow:
+class NeuroFlow(SoftActorCritic):
     """A SAC agent whose actor is a recurrent liquid NCP network.
 
     The action space picks the policy head: a tanh-squashed Gaussian for `Box`, a
     categorical policy for `Discrete`. Everything else (networks, twin critics with
     Polyak-averaged targets, learned temperature, replay buffer, the update) is shared.
+    The losses are `SoftActorCritic`'s (`velora.models.sac`); override them to change
+    the algorithm.
 
     Args:
         env_id: a registered Gymnasium id with a `Discrete` or `Box` action space.
@@ -152,6 +160,7 @@ class NeuroFlow:
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
+        self._loss_stages = EAGER_LOSSES
         self._act = policy_step
         # Counters that survive across train() calls (and, later, save/load).
         self.episodes_done = 0
@@ -241,6 +250,7 @@ class NeuroFlow:
             # Kernels called from C++ rather than Python: about 10 % faster here.
             inductor_options = {"cpp_wrapper": True, **inductor_options}
         self._stages = compile_stages(**inductor_options)
+        self._loss_stages = compile_losses(**inductor_options)
         # Acting sees 1 row, n_envs rows and whatever `predict` is given: the batch
         # dimension turns dynamic after its first change instead of compiling per size.
         self._act = compile_function(policy_step, dynamic=None, **inductor_options)
@@ -282,13 +292,29 @@ class NeuroFlow:
             return action[0], hidden[0]
         return action, hidden
 
+    #: Compute the default losses' gradients by hand (`velora.models.handwritten_update`)
+    #: instead of through autograd; set False to always run `autograd_update`. Either
+    #: way, an overridden loss or a non-default cell mode goes through autograd.
+    hand_written_gradients: bool = True
+
     def update(self, batch_size: int) -> torch.Tensor:
         """One SAC gradient step on a sampled batch.
 
         Returns the detached losses `[actor, critic, entropy]` as one tensor on the
         device, so callers can accumulate them without syncing.
         """
-        return sac_update(self, self.buffer.sample(batch_size), self._stages)
+        batch = self.buffer.sample(batch_size)
+        if self.uses_hand_written_gradients():
+            return handwritten_update(self, batch, self._stages)
+        return self.autograd_update(batch)
+
+    def uses_hand_written_gradients(self) -> bool:
+        """Whether `update` takes the hand-written path (same results, fewer ops)."""
+        return (
+            self.hand_written_gradients
+            and self.actor.command.mode == "default"
+            and self.losses_are_default()
+        )
 
     def train(
         self,

@@ -39,8 +39,12 @@ def optimized_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
 def apply_gradients(optimizer: torch.optim.Optimizer, grads: Sequence[torch.Tensor]) -> None:
     """One step of `optimizer` with `grads`, one per parameter in `param_groups` order.
 
-    The gradients are not left on the parameters' `.grad`.
+    The gradients are not left on the parameters' `.grad`. Each is laid out like its
+    parameter first: `torch.autograd.grad` may return a transposed layout, which the
+    fused CPU Adam kernel reads as if it were the parameter's (element for element in
+    memory order), so the steps would land on the wrong weights.
     """
+    grads = [grad.contiguous() for grad in grads]
     state = _fused_adam_state(optimizer)
     if state is None:
         params = optimized_params(optimizer)
@@ -60,7 +64,7 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads: Sequence[torch.Tens
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     kernel(
         params,
-        list(grads),
+        grads,
         exp_avgs,
         exp_avg_sqs,
         [],

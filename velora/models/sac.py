@@ -1,142 +1,145 @@
-"""The SAC update, written once for every action space (the heads hide the difference).
+"""Soft Actor-Critic as three losses in plain autograd: what NeuroFlow minimises.
 
-Order and equations follow CleanRL's SAC (Haarnoja et al., 2018; Christodoulou, 2019
-for discrete actions): the twin critics step on the clipped double-Q soft Bellman
-target, then the actor steps against the updated critics, then the temperature, then
-the target critics are Polyak-averaged. The arrangement is tuned for networks so small
-that the number of tensor ops, not their arithmetic, sets the cost; the results are
-those of the textbook equations (checked against a plain reference in the tests).
+Haarnoja et al. (2018) for `Box` actions, Christodoulou (2019) for `Discrete` ones, in
+CleanRL's order: the twin critics step on the clipped double-Q soft Bellman target,
+the actor steps against the updated critics, then the temperature, then the target
+critics are Polyak-averaged. The action-space head hides the one real difference: the
+expectation over the policy is a single reparameterised sample (weight 1) for a
+squashed Gaussian and an exact probability-weighted sum for a categorical policy.
+
+To change the algorithm, subclass `NeuroFlow` and override a loss (see
+`docs/training.md`, "Changing the losses"); the update, the loop, saving and
+`compile()` pick the override up. The default losses also have hand-written gradients
+(`velora.models.handwritten_update`), which run only while none of these is overridden
+and are tested against them.
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from velora.buffer import Batch
+from velora.models.critic import CriticEnsemble
+from velora.models.heads import PolicyHead, PolicySample
 from velora.models.optim import apply_gradients
-from velora.utils.torch import compile_function, scalar_like, soft_update
+from velora.nn import LiquidNCPNetwork
+from velora.utils.torch import compile_function, soft_update
 
-if TYPE_CHECKING:
-    from velora.models.neuroflow import NeuroFlow
-
-
-class SACGradients(NamedTuple):
-    """The two pure stages of the update; `torch.compile` can take each as it stands."""
-
-    critic: Callable[..., tuple]
-    actor: Callable[..., tuple]
+#: the methods whose override turns the hand-written gradients off.
+LOSS_METHODS = ("policy_outputs", "critic_loss", "actor_loss", "alpha_loss")
 
 
-def critic_gradients(
-    agent: "NeuroFlow", batch: Batch, log_alpha: torch.Tensor
-) -> tuple[torch.Tensor, list[torch.Tensor], tuple]:
-    """The critic loss and its gradients, and the actor's pass over s for the actor stage.
+class SoftActorCritic:
+    """SAC's losses and their gradient step, on the networks a subclass builds."""
 
-    One actor pass covers s and s': the actor's weights do not change before its own
-    step, so its output for s is what a second pass after the critic step would give.
-    """
-    head, critic = agent.head, agent.critic
-    n = batch.states.shape[0]
-    alpha = log_alpha.exp()
-    output, _, tape = agent.actor.forward_saved(
-        torch.cat((batch.states, batch.next_states)),
-        torch.cat((batch.hidden, batch.next_hidden)),
-    )
-    pi_output, next_output = output.split_with_sizes((n, n))
+    actor: LiquidNCPNetwork
+    critic: CriticEnsemble
+    critic_target: CriticEnsemble
+    head: PolicyHead
+    log_alpha: torch.Tensor
+    gamma: float
+    tau: float
+    actor_optim: torch.optim.Optimizer
+    critic_optim: torch.optim.Optimizer
+    entropy_optim: torch.optim.Optimizer
+    #: what `autograd_update` runs: `EAGER_LOSSES`, or `compile_losses()` after `compile()`.
+    _loss_stages: "LossStages"
 
-    # Regress on the soft Bellman target of the target critics (clipped double Q).
-    # Loss: the sum over critics of 0.5 * MSE, gradient (q - target) / n.
-    next_pi = head.expectation(next_output)
-    next_q = agent.critic_target(head.critic_input(batch.next_states, next_pi.action))
-    next_v = next_pi.expect(next_q.min(dim=0).values - alpha * next_pi.log_prob)
-    next_v = next_v.unsqueeze(-1)
-    # r + gamma * (1 - done) * V(s'), its constants as scalar arguments (see scalar_like).
-    target_q = batch.rewards.add(
-        torch.addcmul(next_v, batch.dones, next_v, value=-1.0), alpha=agent.gamma
-    )
-    q, critic_tape = critic.forward_saved(head.critic_input(batch.states, batch.actions))
-    error = head.taken(q, batch.actions) - target_q
-    critic_loss = error.square().sum() * scalar_like(0.5 / n, error)
-    grad_q = head.taken_backward(error * scalar_like(1.0 / n, error), q, batch.actions)
-    critic_grads = critic.backward(critic_tape, grad_q, x_grad=False, params=True)[1]
-    return critic_loss, critic_grads, (pi_output, tape)
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The entropy temperature, detached: a constant in the actor and critic losses."""
+        return self.log_alpha.detach().exp()
 
+    def policy_outputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The actor's raw outputs for `states` and `next_states`, from the stored hidden
+        states; one pass over both (its weights do not change before its own step)."""
+        n = batch.states.shape[0]
+        output, _ = self.actor(
+            torch.cat((batch.states, batch.next_states)),
+            torch.cat((batch.hidden, batch.next_hidden)),
+        )
+        output, next_output = output.split_with_sizes((n, n))
+        return output, next_output.detach()
 
-def actor_gradients(
-    agent: "NeuroFlow", batch: Batch, log_alpha: torch.Tensor, actor_pass: tuple
-) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """The actor loss and gradients against the (updated) critics, the temperature's.
+    def critic_loss(self, batch: Batch, next_pi: PolicySample) -> torch.Tensor:
+        """Sum over the critics of 0.5 * MSE to the soft Bellman target (clipped double Q)."""
+        with torch.no_grad():
+            next_q = self.critic_target(self.head.critic_input(batch.next_states, next_pi.action))
+            next_v = next_pi.expect(next_q.min(dim=0).values - self.alpha * next_pi.log_prob)
+            target_q = batch.rewards + self.gamma * (1.0 - batch.dones) * next_v.unsqueeze(-1)
+        q = self.critic(self.head.critic_input(batch.states, batch.actions))
+        current_q = self.head.taken(q, batch.actions)  # (n_critics, batch, 1)
+        return 0.5 * (current_q - target_q).square().mean(dim=(1, 2)).sum()
 
-    Minimises mean_i E_pi[alpha * log pi - min Q]; the critics' weights are constants
-    here, only the action's gradient flows back through them.
-    """
-    head, critic = agent.head, agent.critic
-    n = batch.states.shape[0]
-    alpha = log_alpha.exp()
-    pi_output, tape = actor_pass
-    pi = head.expectation(pi_output)
-    q_pi, critic_tape = critic.forward_saved(head.critic_input(batch.states, pi.action))
-    min_q, argmin = q_pi.min(dim=0)
-    values = alpha * pi.log_prob - min_q
-    # Means as sums times 1/n: `mean()` and `/ n` cast a Python number on every call.
-    inv_n = scalar_like(1.0 / n, values)
-    actor_loss = pi.expect(values).sum() * inv_n
-    if pi.weights is None:  # one drawn action per row, weight 1
-        grad_log_prob, grad_weights = alpha * inv_n, None
-    else:  # an exact sum over actions weighted by their probabilities
-        grad_log_prob, grad_weights = pi.weights * (alpha * inv_n), values * inv_n
-    grad_action = None
-    if pi.action is not None:  # the critics score the drawn action: d(-min Q)/d action
-        grad_min = torch.zeros_like(q_pi).scatter_(0, argmin.unsqueeze(0), -1.0 / n)
-        action_columns = slice(batch.states.shape[1], None)
-        grad_action = critic.backward(critic_tape, grad_min, x_grad=action_columns, params=False)[0]
-    grad_pi = head.expectation_backward(pi, grad_log_prob, grad_weights, grad_action)
-    # The next-state rows of the actor's pass get no gradient.
-    actor_grads = agent.actor.backward(tape, F.pad(grad_pi, (0, 0, 0, n)))
+    def actor_loss(self, batch: Batch, pi: PolicySample) -> torch.Tensor:
+        """E_pi[alpha * log pi - min Q]: the critics' weights are constants here."""
+        q = self.critic(self.head.critic_input(batch.states, pi.action), frozen=True)
+        return pi.expect(self.alpha * pi.log_prob - q.min(dim=0).values).mean()
 
-    # Temperature: push the policy's entropy towards the target; d loss/d log_alpha.
-    mean_log_prob = pi.expect(pi.log_prob).sum() * inv_n
-    alpha_grad = torch.sub(scalar_like(-head.target_entropy, mean_log_prob), mean_log_prob)
-    entropy_loss = log_alpha * alpha_grad
-    return actor_loss, actor_grads, entropy_loss, alpha_grad
+    def alpha_loss(self, batch: Batch, pi: PolicySample) -> torch.Tensor:
+        """Moves log alpha so the policy's entropy approaches the target (`pi` is detached)."""
+        entropy = -pi.expect(pi.log_prob).mean()
+        return self.log_alpha * (entropy - self.head.target_entropy)
 
+    def autograd_update(self, batch: Batch) -> torch.Tensor:
+        """One gradient step of critics, actor and temperature on `batch`, then the targets.
 
-EAGER = SACGradients(critic_gradients, actor_gradients)
+        Returns the detached losses `[actor, critic, alpha]` as one tensor on the device.
+        """
+        losses = self._loss_stages
+        output, next_output = losses.policy_outputs(self, batch)
+        critic_loss = losses.critic(self, batch, next_output)
+        critic_params = list(self.critic.parameters())
+        apply_gradients(self.critic_optim, torch.autograd.grad(critic_loss, critic_params))
 
+        actor_loss, alpha_loss = losses.actor(self, batch, output)
+        # One backward for both: the alpha loss sees the policy detached, and the actor
+        # loss sees alpha detached, so each parameter gets its own loss's gradient.
+        actor_params = list(self.actor.parameters())
+        *actor_grads, alpha_grad = torch.autograd.grad(
+            actor_loss + alpha_loss, [*actor_params, self.log_alpha]
+        )
+        apply_gradients(self.actor_optim, actor_grads)
+        apply_gradients(self.entropy_optim, [alpha_grad])
+        soft_update(self.critic, self.critic_target, self.tau)
+        return torch.stack((actor_loss, critic_loss, alpha_loss)).detach()
 
-def compile_stages(**inductor_options: Any) -> SACGradients:
-    """Both stages through `torch.compile` (see `NeuroFlow.compile`)."""
-    return SACGradients(
-        compile_function(critic_gradients, **inductor_options),
-        compile_function(actor_gradients, **inductor_options),
-    )
+    def losses_are_default(self) -> bool:
+        """True while no method of `LOSS_METHODS` is overridden (on the class or instance)."""
+        return not any(
+            name in vars(self) or getattr(type(self), name) is not getattr(SoftActorCritic, name)
+            for name in LOSS_METHODS
+        )
 
 
-def sac_update(agent: "NeuroFlow", batch: Batch, stages: SACGradients = EAGER) -> torch.Tensor:
-    """One gradient step of critics, actor and temperature on `batch`, then the targets.
+def _critic_stage(agent: SoftActorCritic, batch: Batch, next_output: torch.Tensor) -> torch.Tensor:
+    return agent.critic_loss(batch, agent.head.expectation(next_output))
 
-    Every gradient is written out (the losses are a few lines each; only an actor with a
-    non-default cell mode goes through autograd) and applied with `apply_gradients`;
-    `stages` computes them (`EAGER`, or compiled by `NeuroFlow.compile`).
 
-    Returns the detached losses `[actor, critic, entropy]` as one tensor on the device,
-    so callers can accumulate them without a host sync.
-    """
-    with torch.no_grad():
-        log_alpha = agent.log_alpha.detach()
-        # The stages make only tensors that live for this update (gradients, losses,
-        # the actor's pass), so they can skip autograd's per-op bookkeeping altogether;
-        # the optimiser state and parameters are written outside, as normal tensors.
-        with torch.inference_mode():
-            critic_loss, critic_grads, actor_pass = stages.critic(agent, batch, log_alpha)
-        apply_gradients(agent.critic_optim, critic_grads)
-        with torch.inference_mode():
-            actor_loss, actor_grads, entropy_loss, alpha_grad = stages.actor(
-                agent, batch, log_alpha, actor_pass
-            )
-        apply_gradients(agent.actor_optim, actor_grads)
-        apply_gradients(agent.entropy_optim, [alpha_grad])
-        soft_update(agent.critic, agent.critic_target, agent.tau)
-        return torch.stack((actor_loss, critic_loss, entropy_loss))
+def _actor_stage(
+    agent: SoftActorCritic, batch: Batch, output: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    pi = agent.head.expectation(output)
+    return agent.actor_loss(batch, pi), agent.alpha_loss(batch, pi.detached())
+
+
+def _policy_outputs(agent: SoftActorCritic, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    return agent.policy_outputs(batch)
+
+
+class LossStages(NamedTuple):
+    """The update's three forward stages; each is a separate graph so that `compile()`
+    can take it whole (the critic step falls between the actor's pass and its loss)."""
+
+    policy_outputs: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    critic: Callable[..., torch.Tensor]
+    actor: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+EAGER_LOSSES = LossStages(_policy_outputs, _critic_stage, _actor_stage)
+
+
+def compile_losses(**inductor_options: Any) -> LossStages:
+    """The stages through `torch.compile`: forward and backward graphs, fused."""
+    return LossStages(*(compile_function(stage, **inductor_options) for stage in EAGER_LOSSES))

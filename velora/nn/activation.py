@@ -10,6 +10,7 @@ On a single row the one op of `F.mish` costs less than five, so acting uses it.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from velora.utils.torch import scalar_like
@@ -54,6 +55,8 @@ class _Mish(torch.autograd.Function):
 
 def mish(x: torch.Tensor) -> torch.Tensor:
     """Mish activation (Misra, 2019), exp-only form with a hand-written backward."""
+    if torch.compiler.is_compiling():  # compiled code fuses torch's own form
+        return F.mish(x)
     if x.requires_grad and torch.is_grad_enabled():
         return _Mish.apply(x)
     # No graph to record (acting, target critics): skip the autograd.Function overhead.

@@ -1,7 +1,6 @@
 """The two NCP networks: a recurrent liquid one (actor) and a feed-forward one (critics)."""
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -14,14 +13,6 @@ from velora.nn.wiring import Wiring
 
 # `_liquid_step_backward`'s needs: the six parameters' gradients, not x's or hidden's.
 _PARAMS_ONLY = (False, False) + (True,) * 6
-
-
-class LiquidTape(NamedTuple):
-    """A `forward_saved` pass: the fused step's saved tensors, or (other cell modes) the
-    output with its autograd graph."""
-
-    saved: tuple | None
-    graph: torch.Tensor | None
 
 
 class LiquidNCPNetwork(nn.Module):
@@ -74,40 +65,34 @@ class LiquidNCPNetwork(nn.Module):
         """`x` is `(batch, in_features)`; returns `(output, new_hidden)`."""
         if hidden is None:
             hidden = self.initial_hidden(x.shape[0])
-        if self.command.mode != "default":
-            return self.forward_modules(x, hidden)
-        params = self._fused_params()
-        if torch.is_grad_enabled() and (
-            x.requires_grad or hidden.requires_grad or any(p.requires_grad for p in params)
+        if self.command.mode != "default" or (
+            torch.is_grad_enabled()
+            and (x.requires_grad or hidden.requires_grad or self.motor.weight.requires_grad)
         ):
-            # One autograd node for the whole step instead of ~25 small ones.
-            return _LiquidStep.apply(x, hidden, self._fused_masks(), *params)
-        with torch.no_grad():
-            return _liquid_step(x, hidden, params, save=False)
+            # Under autograd (or another cell mode): the layer modules, masks applied.
+            return self.forward_modules(x, hidden)
+        with torch.no_grad():  # acting: one fused step, no graph
+            return _liquid_step(x, hidden, self._fused_params(), save=False)
 
     def forward_saved(
         self, x: torch.Tensor, hidden: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, LiquidTape]:
-        """`forward` without autograd's bookkeeping, and what `backward` needs: for
-        hand-written updates (the SAC update's actor pass)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        """`forward` without autograd, and what `backward` needs: for the hand-written
+        update (default cell mode only; other modes train through autograd)."""
         if self.command.mode != "default":
-            # Autograd records the graph `backward` differentiates, even inside the
-            # update's inference mode; it cannot save inference tensors, so it gets copies.
-            with torch.inference_mode(False), torch.enable_grad():
-                output, new_hidden = self.forward_modules(x.clone(), hidden.clone())
-            return output.detach(), new_hidden.detach(), LiquidTape(None, output)
+            raise ValueError(
+                f"forward_saved covers the default cell mode only, not {self.command.mode!r}; "
+                "call the network under autograd instead."
+            )
         with torch.no_grad():
             output, new_hidden, *saved = _liquid_step(x, hidden, self._fused_params())
-        return output, new_hidden, LiquidTape((x, self._fused_masks(), *saved), None)
+        return output, new_hidden, (x, self._fused_masks(), *saved)
 
-    def backward(self, tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
+    def backward(self, saved: tuple, grad_output: torch.Tensor) -> list[torch.Tensor]:
         """The parameters' gradients, in `parameters()` order, of a `forward_saved` pass
         from `grad_output` w.r.t. its output (the new hidden state's taken as zero)."""
-        if tape.graph is not None:
-            with torch.inference_mode(False):
-                return list(torch.autograd.grad(tape.graph, list(self.parameters()), grad_output))
         with torch.no_grad():
-            return _liquid_step_backward(tape.saved, grad_output, None, _PARAMS_ONLY)[2:]
+            return _liquid_step_backward(saved, grad_output, None, _PARAMS_ONLY)[2:]
 
     def _fused_layers(self) -> tuple[SparseLinear, SparseLinear, SparseLinear]:
         """The default-mode step's three sparse layers, in `parameters()` order."""
@@ -124,8 +109,8 @@ class LiquidNCPNetwork(nn.Module):
     def forward_modules(
         self, x: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same step through the layer modules and autograd: every cell mode, and
-        the reference `forward`'s fused default-mode step is tested against."""
+        """The same step through the layer modules: autograd, every cell mode, and the
+        reference the fused default-mode step is tested against."""
         x = self.activation(self.inter(x))
         x, new_hidden = self.command(x, hidden)
         return self.motor(self.activation(x)), new_hidden
@@ -227,31 +212,6 @@ def _liquid_step_backward(
     if needs[0]:
         grads[0] = grad_inter @ w_in
     return grads
-
-
-class _LiquidStep(torch.autograd.Function):
-    """The default-mode liquid step as one autograd node, its chain rule written out.
-
-    `tests/test_nn.py` checks outputs and every gradient against `forward_modules`.
-    """
-
-    @staticmethod
-    def forward(ctx, x, hidden, masks, *params):
-        output, new_hidden, *saved = _liquid_step(x, hidden, list(params))
-        ctx.set_materialize_grads(False)
-        ctx.saved = (x, masks, *saved)
-        # The step saves the weights themselves: let autograd check they are unchanged.
-        ctx.save_for_backward(*params)
-        return output, new_hidden
-
-    @staticmethod
-    def backward(ctx, grad_output, grad_hidden):
-        ctx.saved_tensors  # noqa: B018 (raises if a weight was modified in place)
-        saved = ctx.saved
-        del ctx.saved
-        needs = ctx.needs_input_grad
-        grads = _liquid_step_backward(saved, grad_output, grad_hidden, needs[:2] + needs[3:])
-        return grads[0], grads[1], None, *grads[2:]
 
 
 class NCPNetwork(nn.Module):
