@@ -181,6 +181,50 @@ def test_apply_gradients_equals_optimizer_step(optim):
             assert torch.equal(ours_state["state"][key][name], value), (key, name)
 
 
+def test_apply_gradients_steps_each_weight_with_its_own_gradient_whatever_the_layout():
+    """`torch.autograd.grad` can hand back a transposed layout; the fused CPU kernel
+    would read it in memory order. The zero gradients mark where no step may land."""
+    weight = torch.nn.Parameter(torch.randn(2, 3, 4))
+    twin = torch.nn.Parameter(weight.detach().clone())
+    ours, theirs = (make_optimizer(torch.optim.Adam, [p], 1e-2) for p in (weight, twin))
+    grad = torch.randn(2, 4, 3).transpose(1, 2)  # (2, 3, 4), not contiguous
+    grad[0, 0, :] = 0.0
+    for _ in range(3):  # the first step() creates the state, then the kernel shortcut
+        apply_gradients(ours, [grad])
+        twin.grad = grad.contiguous()
+        theirs.step()
+    assert torch.equal(weight, twin)
+    assert torch.equal(weight[0, 0], twin[0, 0]) and not torch.equal(weight[0, 1], twin.grad[0, 1])
+
+
+def test_the_fused_kernel_shortcut_falls_back_to_step_on_an_unknown_torch(monkeypatch):
+    """A torch whose kernel has another name: the self-check fails and every step goes
+    through `step()`, with the same result."""
+    from velora.utils import torch_private
+
+    model, twin = _two_models()
+    ours_optim = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
+    theirs_optim = torch.optim.Adam(twin.parameters(), lr=1e-2, fused=True)
+    monkeypatch.setattr(torch_private, "ADAM_KERNEL", "_fused_adam_renamed_")
+    monkeypatch.setattr(torch_private, "_kernel_agrees", None)
+    steps = []
+    real_step = torch.optim.Adam.step
+    monkeypatch.setattr(
+        torch.optim.Adam, "step", lambda self, *a: steps.append(self) or real_step(self, *a)
+    )
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in model.parameters()]
+        apply_gradients(ours_optim, grads)
+        for p, g in zip(twin.parameters(), grads, strict=True):
+            p.grad = g
+        theirs_optim.step()
+    assert torch_private._kernel_agrees is False
+    assert steps.count(ours_optim) == 3
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_apply_gradients_runs_patched_steps_and_other_optimizers():
     """A wrapped `step` (schedulers, tests) and non-Adam classes take `step()` itself."""
     model, _ = _two_models()

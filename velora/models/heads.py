@@ -19,6 +19,15 @@ import torch.nn.functional as F
 from velora.utils.torch import scalar_like
 
 
+class GaussianTerms(NamedTuple):
+    """What the continuous head's `expectation_backward` reuses from its forward."""
+
+    raw_log_std: torch.Tensor  # before the clamp
+    log_std: torch.Tensor
+    noise: torch.Tensor
+    std: torch.Tensor
+
+
 class PolicySample(NamedTuple):
     """Actions in policy space, and the log-probs/weights of the policy expectation.
 
@@ -26,13 +35,14 @@ class PolicySample(NamedTuple):
     continuous heads (the sampled action) and k = n for discrete heads, where `weights`
     holds the `(batch, n)` probabilities. `weights` is None for a single sampled action
     (weight 1), and `action` is None where the expectation needs no drawn action
-    (discrete heads). `saved` is what the head's `expectation_backward` reuses.
+    (discrete heads). `saved` is what the head's `expectation_backward` reuses (None
+    where it needs nothing beyond the fields).
     """
 
     action: torch.Tensor | None
     log_prob: torch.Tensor
     weights: torch.Tensor | None
-    saved: tuple[torch.Tensor, ...] = ()
+    saved: GaussianTerms | None = None
 
     def detached(self) -> "PolicySample":
         """The same sample cut from the graph: its terms become constants."""
@@ -174,7 +184,7 @@ class ContinuousHead(PolicyHead):
         log_prob = log_prob.sub_(torch.logaddexp(u, u.neg()), alpha=2.0)
         log_prob = log_prob.sum(dim=-1, keepdim=True)
         log_prob = torch.sub(scalar_like(-self._log_prob_offset, log_prob), log_prob)
-        return PolicySample(action, log_prob, None, (raw_log_std, log_std, noise, std))
+        return PolicySample(action, log_prob, None, GaussianTerms(raw_log_std, log_std, noise, std))
 
     def expectation_backward(
         self,
@@ -183,7 +193,7 @@ class ContinuousHead(PolicyHead):
         grad_weights: torch.Tensor | None,
         grad_action: torch.Tensor | None,
     ) -> torch.Tensor:
-        raw_log_std, log_std, noise, std = sample.saved
+        raw_log_std, log_std, noise, std = sample.saved  # GaussianTerms
         action = sample.action
         # d log_prob/du = 2 * tanh(u) = 2 * action, d action/du = 1 - action^2.
         if grad_action is None:

@@ -89,7 +89,7 @@ def _optimizer_state(name: str, optim: torch.optim.Optimizer) -> tuple[dict, dic
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
-                # A copy: step counts share one storage (see `apply_gradients`).
+                # A copy: step counts share one storage (see `velora.utils.torch_private`).
                 tensors[f"{name}.{index}.{key}"] = value.detach().cpu().clone()
             else:
                 scalars[f"{index}.{key}"] = value

@@ -9,6 +9,8 @@ Forward and backward are a handful of elementwise ops each; on the update's batc
 On a single row the one op of `F.mish` costs less than five, so acting uses it.
 """
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,15 @@ from velora.utils.torch import scalar_like
 _CLAMP = 20.0
 
 
+class MishTerms(NamedTuple):
+    """What `mish_backward` reuses from `mish_with_terms`."""
+
+    x: torch.Tensor
+    e: torch.Tensor  # exp(x), clamped
+    e_plus_2: torch.Tensor
+    q: torch.Tensor  # e (e + 2) + 2
+
+
 def _mish_terms(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """e = exp(x), e + 2 and q = e(e + 2) + 2."""
     two = scalar_like(2.0, x)
@@ -27,13 +38,13 @@ def _mish_terms(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return e, e_plus_2, torch.addcmul(two, e, e_plus_2)
 
 
-def mish_with_terms(x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+def mish_with_terms(x: torch.Tensor) -> tuple[torch.Tensor, MishTerms]:
     """`mish(x)` without autograd, and what `mish_backward` needs: for fused modules."""
     e, e_plus_2, q = _mish_terms(x)
-    return torch.addcdiv(x, x, q, value=-2.0), (x, e, e_plus_2, q)
+    return torch.addcdiv(x, x, q, value=-2.0), MishTerms(x, e, e_plus_2, q)
 
 
-def mish_backward(grad: torch.Tensor, terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def mish_backward(grad: torch.Tensor, terms: MishTerms) -> torch.Tensor:
     """`grad * mish'(x)` from the terms `mish_with_terms` returned."""
     x, e, e_plus_2, q = terms
     # (e + 2) q + 4x(e + 1), its constants as scalar arguments (free) rather than operands.
@@ -50,7 +61,7 @@ class _Mish(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return mish_backward(grad, ctx.saved_tensors)
+        return mish_backward(grad, MishTerms(*ctx.saved_tensors))
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:

@@ -1,18 +1,29 @@
 """The two NCP networks: a recurrent liquid one (actor) and a feed-forward one (critics)."""
 
-from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from velora.nn.activation import Mish, mish_backward, mish_with_terms
+from velora.nn.activation import Mish, MishTerms, mish_backward, mish_with_terms
 from velora.nn.cell import LiquidCell
-from velora.nn.sparse import SparseLinear
+from velora.nn.sparse import SparseLinear, masked_weight_grad
 from velora.nn.wiring import Wiring
 
-# `_liquid_step_backward`'s needs: the six parameters' gradients, not x's or hidden's.
-_PARAMS_ONLY = (False, False) + (True,) * 6
+
+class LiquidTape(NamedTuple):
+    """What the hand-written backward of one liquid step reuses from its forward."""
+
+    x: torch.Tensor
+    masks: list[torch.Tensor]  # inter, cell heads, motor
+    weights: list[torch.Tensor]  # the same layers' weights
+    joined: torch.Tensor  # the cell's input: inter activity | hidden state
+    ff: torch.Tensor  # tanh(ff1) | tanh(ff2)
+    gate: torch.Tensor  # sigmoid(time_a + time_b)
+    command: torch.Tensor  # Mish of the cell's output
+    inter_mish: MishTerms
+    command_mish: MishTerms
 
 
 class LiquidNCPNetwork(nn.Module):
@@ -72,11 +83,11 @@ class LiquidNCPNetwork(nn.Module):
             # Under autograd (or another cell mode): the layer modules, masks applied.
             return self.forward_modules(x, hidden)
         with torch.no_grad():  # acting: one fused step, no graph
-            return _liquid_step(x, hidden, self._fused_params(), save=False)
+            return _liquid_step(x, hidden, self._fused_params())[:2]
 
     def forward_saved(
         self, x: torch.Tensor, hidden: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    ) -> tuple[torch.Tensor, torch.Tensor, LiquidTape]:
         """`forward` without autograd, and what `backward` needs: for the hand-written
         update (default cell mode only; other modes train through autograd)."""
         if self.command.mode != "default":
@@ -85,14 +96,13 @@ class LiquidNCPNetwork(nn.Module):
                 "call the network under autograd instead."
             )
         with torch.no_grad():
-            output, new_hidden, *saved = _liquid_step(x, hidden, self._fused_params())
-        return output, new_hidden, (x, self._fused_masks(), *saved)
+            return _liquid_step(x, hidden, self._fused_params(), self._fused_masks())
 
-    def backward(self, saved: tuple, grad_output: torch.Tensor) -> list[torch.Tensor]:
+    def backward(self, tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
         """The parameters' gradients, in `parameters()` order, of a `forward_saved` pass
         from `grad_output` w.r.t. its output (the new hidden state's taken as zero)."""
         with torch.no_grad():
-            return _liquid_step_backward(saved, grad_output, None, _PARAMS_ONLY)[2:]
+            return _liquid_step_backward(tape, grad_output)
 
     def _fused_layers(self) -> tuple[SparseLinear, SparseLinear, SparseLinear]:
         """The default-mode step's three sparse layers, in `parameters()` order."""
@@ -120,22 +130,21 @@ def _liquid_step(
     x: torch.Tensor,
     hidden: torch.Tensor,
     params: list[torch.Tensor],
-    *,
-    save: bool = True,
-) -> tuple[torch.Tensor, ...]:
+    masks: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, LiquidTape | None]:
     """inter → Mish → default-mode CfC cell (ts = 1) → Mish → motor, without autograd.
 
     The weights are used as they are: outside their masks they are exactly zero (see
-    `LiquidNCPNetwork`). Returns the output, the new hidden state and, with `save`,
-    what `_liquid_step_backward` reuses; without it (acting), Mish is `F.mish`, one op
-    instead of the six that keep its backward's terms.
+    `LiquidNCPNetwork`). Returns the output, the new hidden state and, given the masks,
+    the tape `_liquid_step_backward` reuses; without them (acting) Mish is `F.mish`,
+    one op instead of the ones that keep its backward's terms.
     """
     w_in, b_in, w_cell, b_cell, w_out, b_out = params
-    activation = mish_with_terms if save else _mish_without_terms
     size = hidden.shape[-1]
-    inter, inter_terms = activation(F.linear(x, w_in, b_in))
+    inter_pre = F.linear(x, w_in, b_in)
+    inter, inter_mish = mish_with_terms(inter_pre) if masks else (F.mish(inter_pre), None)
     joined = torch.cat((inter, hidden), dim=-1)
-    # `split_with_sizes`, not `split`: the latter is a Python wrapper, twice the cost here.
+    # `split_with_sizes`, not `split`: the latter is a Python wrapper around it.
     ff, time_a, time_b, projection = F.linear(joined, w_cell, b_cell).split_with_sizes(
         (2 * size, size, size, size), dim=-1
     )
@@ -143,75 +152,41 @@ def _liquid_step(
     ff1, ff2 = ff.chunk(2, dim=-1)
     gate = torch.sigmoid(time_a + time_b)
     new_hidden = torch.lerp(ff1, ff2, gate)
-    command, command_terms = activation(projection + new_hidden)
+    command_pre = projection + new_hidden
+    if not masks:
+        return F.linear(F.mish(command_pre), w_out, b_out), new_hidden, None
+    command, command_mish = mish_with_terms(command_pre)
     output = F.linear(command, w_out, b_out)
-    if not save:
-        return output, new_hidden
-    return (
-        output,
-        new_hidden,
-        (w_in, w_cell, w_out),
-        joined,
-        ff,
-        gate,
-        command,
-        (inter_terms, command_terms),
-    )
+    weights = [w_in, w_cell, w_out]
+    tape = LiquidTape(x, masks, weights, joined, ff, gate, command, inter_mish, command_mish)
+    return output, new_hidden, tape
 
 
-def _mish_without_terms(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-    """`mish_with_terms`'s shape for a pass no backward follows: `F.mish`, one op."""
-    return F.mish(x), ()
-
-
-def _liquid_step_backward(
-    saved: tuple,
-    grad_output: torch.Tensor | None,
-    grad_hidden: torch.Tensor | None,
-    needs: Sequence[bool],
-) -> list[torch.Tensor | None]:
-    """The chain rule of `_liquid_step`: gradients w.r.t. x, hidden and the 6 parameters.
-
-    `saved` is `(x, masks, masked weights, joined, ff, gate, command, Mish terms)`;
-    `needs` says which of the 8 gradients to compute (the others come back None). A
-    None incoming gradient is zero.
-    """
-    x, masks, (w_in, w_cell, w_out), joined, ff, gate, command, terms = saved
-    size = gate.shape[-1]
-    grads: list[torch.Tensor | None] = [None] * 8
-    if grad_output is None:
-        grad_output = torch.zeros(x.shape[0], w_out.shape[0], dtype=x.dtype, device=x.device)
-    if needs[6]:
-        grads[6] = (grad_output.t() @ command).mul_(masks[2])
-    if needs[7]:
-        grads[7] = grad_output.sum(dim=0)
-    grad_pre = mish_backward(grad_output @ w_out, terms[1])  # d/d(projection + h')
-    grad_new = grad_pre if grad_hidden is None else grad_pre + grad_hidden
+def _liquid_step_backward(tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
+    """The chain rule of `_liquid_step` from the output's gradient (the new hidden
+    state's taken as zero): the 6 parameters' gradients, in `parameters()` order."""
+    w_in, w_cell, w_out = tape.weights
+    mask_in, mask_cell, mask_out = tape.masks
+    size = tape.gate.shape[-1]
+    gate, ff = tape.gate, tape.ff
+    grad_pre = mish_backward(grad_output @ w_out, tape.command_mish)  # d/d(projection + h')
     ff1, ff2 = ff[:, :size], ff[:, size:]
-    grad_ff2 = grad_new * gate
-    grad_ff = torch.cat((grad_new - grad_ff2, grad_ff2), dim=-1)
+    grad_ff2 = grad_pre * gate
+    grad_ff = torch.cat((grad_pre - grad_ff2, grad_ff2), dim=-1)
     grad_ff.addcmul_(grad_ff * ff, ff, value=-1.0)  # tanh': times 1 - ff^2
     sigmoid_slope = torch.addcmul(gate, gate, gate, value=-1.0)  # gate (1 - gate)
-    grad_gate = (grad_new * (ff2 - ff1)).mul_(sigmoid_slope)
+    grad_gate = (grad_pre * (ff2 - ff1)).mul_(sigmoid_slope)
     grad_heads = torch.cat((grad_ff, grad_gate, grad_gate, grad_pre), dim=-1)
-    if needs[4]:
-        grads[4] = (grad_heads.t() @ joined).mul_(masks[1])
-    if needs[5]:
-        grads[5] = grad_heads.sum(dim=0)
-    if not (needs[0] or needs[1] or needs[2] or needs[3]):
-        return grads
-    grad_joined = grad_heads @ w_cell
-    n_inter = joined.shape[-1] - size
-    if needs[1]:
-        grads[1] = grad_joined[:, n_inter:]
-    grad_inter = mish_backward(grad_joined[:, :n_inter], terms[0])
-    if needs[2]:
-        grads[2] = (grad_inter.t() @ x).mul_(masks[0])
-    if needs[3]:
-        grads[3] = grad_inter.sum(dim=0)
-    if needs[0]:
-        grads[0] = grad_inter @ w_in
-    return grads
+    n_inter = tape.joined.shape[-1] - size
+    grad_inter = mish_backward((grad_heads @ w_cell)[:, :n_inter], tape.inter_mish)
+    return [
+        masked_weight_grad(grad_inter, tape.x, mask_in),
+        grad_inter.sum(dim=0),
+        masked_weight_grad(grad_heads, tape.joined, mask_cell),
+        grad_heads.sum(dim=0),
+        masked_weight_grad(grad_output, tape.command, mask_out),
+        grad_output.sum(dim=0),
+    ]
 
 
 class NCPNetwork(nn.Module):

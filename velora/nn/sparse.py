@@ -53,6 +53,22 @@ class SparseLinear(nn.Module):
         )
 
 
+def masked_weight_grad(
+    grad: torch.Tensor, inputs: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """A sparse layer's weight gradient, `grad^T @ inputs` times the mask, for a
+    hand-written backward: `(batch, out)` and `(batch, in)` give `(out, in)`; stacks of
+    layers (a leading dimension on all three) give one gradient per layer.
+
+    Where the layer widens (more outputs than inputs) the transposed product is
+    computed instead, the cheaper of the two on a CPU; multiplying by the mask first
+    lays the result out like the weight either way.
+    """
+    if grad.shape[-1] > inputs.shape[-1]:
+        return torch.mul(mask, (inputs.transpose(-1, -2) @ grad).transpose(-1, -2))
+    return (grad.transpose(-1, -2) @ inputs).mul_(mask)
+
+
 def _zero_masked_weight(module: SparseLinear, incompatible_keys: object) -> None:
     """Hold the zero-outside-the-mask invariant for whatever weight was loaded."""
     with torch.no_grad():

@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from velora.utils.torch_private import lerp_all_
+
 
 def to_tensor(
     items: Any, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
@@ -52,7 +54,7 @@ def soft_update(source: nn.Module, target: nn.Module, tau: float) -> None:
     target_params = list(target.parameters())
     if len(source_params) != len(target_params):
         raise ValueError("soft_update needs two modules with the same parameters.")
-    torch._foreach_lerp_(target_params, source_params, tau)
+    lerp_all_(target_params, source_params, tau)
 
 
 @torch.no_grad()
