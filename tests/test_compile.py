@@ -61,7 +61,7 @@ def test_compiled_agent_trains_like_the_eager_one(tmp_path, monkeypatch):
     (eager, eager_summary), (compiled, summary) = results
     assert counters["stats"]["unique_graphs"] >= 3  # both update stages and acting ran compiled
     assert summary.steps == eager_summary.steps and summary.episodes == 3
-    assert compiled.recent_rewards == eager.recent_rewards
+    assert compiled.progress.recent_rewards == eager.progress.recent_rewards
     for (name, p), q in zip(
         compiled.actor.named_parameters(), eager.actor.parameters(), strict=True
     ):

@@ -136,7 +136,7 @@ def test_round_trip_predicts_identically(env_id, episodes, max_steps, with_buffe
     assert loaded.episodes_done == agent.episodes_done == episodes
     assert loaded.steps_done == agent.steps_done
     assert loaded.experiment_id == agent.experiment_id is not None
-    assert loaded.recent_rewards == agent.recent_rewards
+    assert loaded.progress == agent.progress
     assert loaded.seed == agent.seed
     assert loaded.config.model_dump(exclude={"device"}) == agent.config.model_dump(
         exclude={"device"}
@@ -234,7 +234,7 @@ def test_resume_from_save_is_exact(tmp_path):
     assert resumed.episodes_done == a.episodes_done == 2 * n
     assert resumed.steps_done == a.steps_done > steps_half
     assert summary.steps == a.steps_done - steps_half
-    assert resumed.recent_rewards == a.recent_rewards
+    assert resumed.progress.recent_rewards == a.progress.recent_rewards
 
     ta, tr = module_tensors(a), module_tensors(resumed)
     assert ta.keys() == tr.keys()
@@ -645,3 +645,49 @@ def test_mps_save_loads_on_machine_without_mps(saved):
     _set_saved_device(path, "mps")
     loaded = NeuroFlow.load(path, buffer=True)
     assert loaded.device == torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------
+# Saves of earlier versions
+# --------------------------------------------------------------------------------------
+
+
+def test_a_format_1_save_loads_with_its_counters(saved):
+    """Format 1 (Velora 0.3.0 before `TrainProgress`) kept the counters as five fields."""
+    agent, path = saved
+    meta_path = path / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    progress = meta.pop("progress")
+    meta |= {
+        "format_version": 1,
+        "episodes_done": progress["episodes"],
+        "steps_done": progress["steps"],
+        "experiment_id": progress["experiment_id"],
+        "recent_rewards": progress["recent_rewards"],
+        "reward_max": progress["reward_max"],
+    }
+    meta_path.write_text(json.dumps(meta))
+    loaded = NeuroFlow.load(path, buffer=True)
+    assert loaded.progress == agent.progress and loaded.progress.episodes > 0
+
+
+def test_a_save_from_a_later_format_names_the_version_that_wrote_it(saved):
+    _, path = saved
+    meta_path = path / "metadata.json"
+    meta = json.loads(meta_path.read_text()) | {"format_version": 7, "velora_version": "9.1.0"}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(SaveError, match=r"format 7, written by Velora 9\.1\.0"):
+        NeuroFlow.load(path)
+
+
+def test_the_counters_are_saved_as_one_progress_object(saved):
+    agent, path = saved
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["progress"] == {
+        "episodes": agent.progress.episodes,
+        "steps": agent.progress.steps,
+        "recent_rewards": agent.progress.recent_rewards,
+        "reward_max": agent.progress.reward_max,
+        "experiment_id": agent.progress.experiment_id,
+    }
+    assert not {"episodes_done", "steps_done", "recent_rewards"} & meta.keys()

@@ -20,7 +20,7 @@ from gymnasium import spaces
 from velora.callbacks import RecordVideos, SaveCheckpoints
 from velora.cli import main
 from velora.models import NeuroFlow
-from velora.training import train_agent
+from velora.training import TrainConfig, train_agent
 
 TINY = {"actor_neurons": 8, "critic_neurons": 16, "buffer_size": 5_000}
 QUIET = {"display_count": 1_000}
@@ -242,7 +242,7 @@ def test_invalid_n_envs_is_a_clear_error(n_envs):
     with pytest.raises(ValueError, match="n_envs must be an integer >= 1"):
         agent.train(16, n_episodes=1, n_envs=n_envs)
     with pytest.raises(ValueError, match="n_envs"):
-        train_agent(agent, 16, n_episodes=1, n_envs=n_envs)
+        train_agent(agent, TrainConfig(16, n_episodes=1, n_envs=n_envs))
     assert not Path("metrics.db").exists()
 
 

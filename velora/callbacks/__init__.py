@@ -1,9 +1,9 @@
 """Callbacks extend `train()`: early stopping, checkpoints, videos, experiment tracking."""
 
-from velora.callbacks.base import TrainCallback
 from velora.callbacks.checkpoints import SaveCheckpoints
 from velora.callbacks.comet import CometAnalytics
 from velora.callbacks.early_stopping import EarlyStopping
 from velora.callbacks.video import RecordVideos
+from velora.training import TrainCallback
 
 __all__ = ["TrainCallback", "EarlyStopping", "SaveCheckpoints", "RecordVideos", "CometAnalytics"]

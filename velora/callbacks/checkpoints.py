@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from velora.callbacks.base import TrainCallback
-from velora.training import TrainState
+from velora.training import TrainCallback, TrainState
 from velora.utils.checks import check_int
 from velora.utils.files import write_json_atomic
 

@@ -12,9 +12,8 @@ import gymnasium as gym
 from dotenv import dotenv_values
 from gymnasium.wrappers import RecordVideo
 
-from velora.callbacks.base import TrainCallback
 from velora.metrics import EpisodeRecord
-from velora.training import TrainState
+from velora.training import TrainCallback, TrainState
 
 INSTALL_HINT = 'pip install "velora[comet]"'
 # Comet's client would auto-log torch losses on every backward pass, the command line,

@@ -1,7 +1,6 @@
 """Stop training once the agent keeps reaching a target return."""
 
-from velora.callbacks.base import TrainCallback
-from velora.training import TrainState, evaluate_agent
+from velora.training import TrainCallback, TrainState, evaluate_agent
 from velora.utils.checks import check_int
 
 

@@ -8,9 +8,8 @@ import gymnasium as gym
 import torch
 from gymnasium.wrappers import RecordVideo
 
-from velora.callbacks.base import TrainCallback
 from velora.callbacks.checkpoints import CHECKPOINT_ROOT
-from velora.training import TrainState
+from velora.training import TrainCallback, TrainState
 from velora.utils.checks import check_int
 
 METHODS = ("episode", "step")

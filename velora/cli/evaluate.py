@@ -58,7 +58,7 @@ def evaluate(
     std = statistics.pstdev(returns)
     out = console()
     out.print(
-        f"{metadata.agent} on {metadata.config.env_id}, trained {metadata.episodes_done:,} "
+        f"{metadata.agent} on {metadata.config.env_id}, trained {metadata.progress.episodes:,} "
         f"episodes: return {mean:.2f} ± {std:.2f} over {episodes} deterministic episodes "
         f"(min {min(returns):.2f}, max {max(returns):.2f})"
     )

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from velora.cli.common import CLIError, console
+from velora.metrics.db import METRICS_DB
 
 DB_HELP = "The metrics database written by training."
 REPORT_SUFFIXES = (".png", ".svg", ".pdf", ".html", ".htm")
@@ -45,7 +46,7 @@ def _number(value: float) -> str:
 
 
 def list_runs(
-    db: Annotated[Path, typer.Option(help=DB_HELP)] = Path("metrics.db"),
+    db: Annotated[Path, typer.Option(help=DB_HELP)] = Path(METRICS_DB),
 ) -> None:
     """List the training runs (experiments) recorded in a metrics database."""
     from velora.metrics import list_runs as read_runs
@@ -76,7 +77,7 @@ def report(
     run_ids: Annotated[
         list[int] | None, typer.Argument(help="Runs to draw, overlaid \\[default: the latest].")
     ] = None,
-    db: Annotated[Path, typer.Option(help=DB_HELP)] = Path("metrics.db"),
+    db: Annotated[Path, typer.Option(help=DB_HELP)] = Path(METRICS_DB),
     out: Annotated[
         Path, typer.Option(help="Output file: .png (or .svg, .pdf) or a self-contained .html.")
     ] = Path("report.png"),

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from velora.cli.common import CLIError, console
+from velora.training.config import ACTOR_NEURONS, BUFFER_SIZE, CRITIC_NEURONS, TrainConfig
 
 AGENT = "Agent"
 TRAINING = "Training"
@@ -15,17 +16,26 @@ FILES = "Checkpoints and videos"
 TRACKING = "Tracking"
 
 
+#: `train()`'s defaults, the options' defaults.
+DEFAULTS = TrainConfig()
+
+
+def _setting(name: str) -> typer.models.OptionInfo:
+    """The option of a `TrainConfig` setting, its help from there."""
+    return typer.Option(help=TrainConfig.help(name), rich_help_panel=TRAINING)
+
+
 def train(
     env_id: Annotated[str, typer.Argument(help="Gymnasium env id, e.g. CartPole-v1.")],
     actor_neurons: Annotated[
         int, typer.Option(help="Decision neurons of the liquid actor.", rich_help_panel=AGENT)
-    ] = 20,
+    ] = ACTOR_NEURONS,
     critic_neurons: Annotated[
         int, typer.Option(help="Decision neurons of each critic.", rich_help_panel=AGENT)
-    ] = 128,
+    ] = CRITIC_NEURONS,
     buffer_size: Annotated[
         int, typer.Option(help="Replay buffer capacity.", rich_help_panel=AGENT)
-    ] = 1_000_000,
+    ] = BUFFER_SIZE,
     seed: Annotated[
         int | None, typer.Option(help="Random seed (random if unset).", rich_help_panel=AGENT)
     ] = None,
@@ -33,58 +43,25 @@ def train(
         str | None,
         typer.Option(help="Torch device (cuda:0 if available, else cpu).", rich_help_panel=AGENT),
     ] = None,
-    batch_size: Annotated[
-        int, typer.Option(help="Batch size of each update.", rich_help_panel=TRAINING)
-    ] = 128,
-    episodes: Annotated[
-        int, typer.Option(help="Episodes to train for (at most).", rich_help_panel=TRAINING)
-    ] = 10_000,
-    max_steps: Annotated[
-        int, typer.Option(help="Steps after which an episode is cut.", rich_help_panel=TRAINING)
-    ] = 1000,
-    warmup_steps: Annotated[
-        int | None,
-        typer.Option(
-            help="Random steps before learning \\[default: 2 x batch size].",
-            rich_help_panel=TRAINING,
-        ),
-    ] = None,  # fmt: skip
-    updates_per_step: Annotated[
-        int,
-        typer.Option(
-            help="Gradient steps after each env step (each vector step with --n-envs).",
-            rich_help_panel=TRAINING,
-        ),
-    ] = 1,
-    n_envs: Annotated[
-        int,
-        typer.Option(
-            help="Envs stepped together (a vector env); updates per transition become "
-            "updates-per-step / n-envs.",
-            rich_help_panel=TRAINING,
-        ),
-    ] = 1,
+    batch_size: Annotated[int, _setting("batch_size")] = DEFAULTS.batch_size,
+    episodes: Annotated[int, _setting("n_episodes")] = DEFAULTS.n_episodes,
+    max_steps: Annotated[int, _setting("max_steps")] = DEFAULTS.max_steps,
+    warmup_steps: Annotated[int | None, _setting("warmup_steps")] = DEFAULTS.warmup_steps,
+    updates_per_step: Annotated[int, _setting("updates_per_step")] = DEFAULTS.updates_per_step,
+    n_envs: Annotated[int, _setting("n_envs")] = DEFAULTS.n_envs,
     compile_agent: Annotated[
         bool,
         typer.Option(
             "--compile",
             help="Run updates and acting through torch.compile: faster on long runs, after "
-            "a one-off compile (tens of seconds on a CPU).",
+            "a one-off compile.",
             rich_help_panel=TRAINING,
         ),
     ] = False,  # fmt: skip
-    log_freq: Annotated[
-        int, typer.Option(help="Write metrics every N episodes.", rich_help_panel=TRAINING)
-    ] = 10,
-    display_count: Annotated[
-        int, typer.Option(help="Print progress every N episodes.", rich_help_panel=TRAINING)
-    ] = 100,
-    window_size: Annotated[
-        int, typer.Option(help="Episodes in the reward moving average.", rich_help_panel=TRAINING)
-    ] = 100,
-    db: Annotated[
-        Path, typer.Option(help="Metrics database to append to.", rich_help_panel=TRAINING)
-    ] = Path("metrics.db"),
+    log_freq: Annotated[int, _setting("log_freq")] = DEFAULTS.log_freq,
+    display_count: Annotated[int, _setting("display_count")] = DEFAULTS.display_count,
+    window_size: Annotated[int, _setting("window_size")] = DEFAULTS.window_size,
+    db: Annotated[Path, _setting("db_path")] = Path(DEFAULTS.db_path),
     target: Annotated[
         float | None,
         typer.Option(help="Stop once the return reaches this...", rich_help_panel=STOPPING),
@@ -204,7 +181,7 @@ def train(
     out = console()
     if interrupted:
         out.print("Training interrupted (Ctrl-C).")
-    db_option = "" if db == Path("metrics.db") else f" --db {db}"
+    db_option = "" if db == Path(DEFAULTS.db_path) else f" --db {db}"
     if agent.experiment_id is not None:
         out.print(f"Metrics:     run {agent.experiment_id} in {db.resolve()}")
         out.print(f"             velora report {agent.experiment_id}{db_option}")

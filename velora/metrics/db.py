@@ -11,12 +11,14 @@ from sqlmodel import SQLModel
 
 from velora.metrics.tables import Episode, Experiment
 
+#: The database `train()` appends to, and the commands read, unless told otherwise.
+METRICS_DB = "metrics.db"
 _TABLES = (Experiment.__table__, Episode.__table__)  # type: ignore[attr-defined]
 _engines: dict[Path, Engine] = {}
 _lock = threading.Lock()
 
 
-def get_db_engine(path: str | os.PathLike[str] = "metrics.db") -> Engine:
+def get_db_engine(path: str | os.PathLike[str] = METRICS_DB) -> Engine:
     """The engine for the metrics database at `path`, creating file and tables if missing.
 
     Engines are cached per resolved path so repeated calls share one connection

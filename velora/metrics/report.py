@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from velora.metrics.db import get_db_engine
+from velora.metrics.db import METRICS_DB, get_db_engine
 from velora.metrics.tables import Episode, Experiment
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _summaries(session: Session, run_ids: Sequence[int] | None) -> list[RunSumma
     return runs
 
 
-def list_runs(db_path: str | os.PathLike[str] = "metrics.db") -> list[RunSummary]:
+def list_runs(db_path: str | os.PathLike[str] = METRICS_DB) -> list[RunSummary]:
     """Every run of the database at `db_path`, oldest first.
 
     Raises `FileNotFoundError` if there is no such file (none is created) and
@@ -162,7 +162,7 @@ def list_runs(db_path: str | os.PathLike[str] = "metrics.db") -> list[RunSummary
 
 
 def load_runs(
-    db_path: str | os.PathLike[str] = "metrics.db", run_ids: Sequence[int] | None = None
+    db_path: str | os.PathLike[str] = METRICS_DB, run_ids: Sequence[int] | None = None
 ) -> list[RunData]:
     """The episodes of `run_ids` (default: the latest run), in the order given.
 
@@ -238,7 +238,7 @@ def _draw(runs: Sequence[RunData], figsize: tuple[float, float], dpi: int) -> "F
 
 
 def plot_runs(
-    db_path: str | os.PathLike[str] = "metrics.db",
+    db_path: str | os.PathLike[str] = METRICS_DB,
     run_ids: Sequence[int] | None = None,
     out: str | os.PathLike[str] | None = None,
     *,
@@ -282,7 +282,7 @@ details { margin-bottom: 1rem; }
 
 
 def write_html_report(
-    db_path: str | os.PathLike[str] = "metrics.db",
+    db_path: str | os.PathLike[str] = METRICS_DB,
     run_ids: Sequence[int] | None = None,
     out: str | os.PathLike[str] = "report.html",
     *,

@@ -9,7 +9,7 @@ from typing import Any, Self
 from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
-from velora.metrics.db import get_db_engine
+from velora.metrics.db import METRICS_DB, get_db_engine
 from velora.metrics.tables import Episode, Experiment, utc_now
 
 
@@ -43,7 +43,7 @@ class MetricsWriter:
     `flush` writes the whole buffer at once, or nothing if it fails.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "metrics.db") -> None:
+    def __init__(self, path: str | os.PathLike[str] = METRICS_DB) -> None:
         self._engine = get_db_engine(path)
         self._experiment_id: int | None = None
         self._buffer: list[dict[str, Any]] = []

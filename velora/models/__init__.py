@@ -1,7 +1,7 @@
 """The NeuroFlow agents and the building blocks users can reuse."""
 
 from velora.buffer import ReplayBuffer
-from velora.models.config import AgentConfig, TrainConfig
+from velora.models.config import AgentConfig
 from velora.models.critic import CriticEnsemble
 from velora.models.heads import ContinuousHead, DiscreteHead, PolicyHead, PolicySample
 from velora.models.neuroflow import NeuroFlow, NeuroFlowCT
@@ -11,7 +11,6 @@ __all__ = [
     "NeuroFlow",
     "NeuroFlowCT",
     "AgentConfig",
-    "TrainConfig",
     "CriticEnsemble",
     "PolicyHead",
     "PolicySample",

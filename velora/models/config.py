@@ -2,22 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict
 
-
-class TrainConfig(BaseModel):
-    """The arguments of the last `train()` call."""
-
-    model_config = ConfigDict(frozen=True)
-
-    batch_size: int
-    n_episodes: int
-    log_freq: int
-    display_count: int
-    window_size: int
-    max_steps: int
-    warmup_steps: int
-    updates_per_step: int = 1
-    n_envs: int = 1
-    callbacks: dict[str, dict] = {}
+from velora.training.config import TrainRecord
 
 
 class AgentConfig(BaseModel):
@@ -43,4 +28,5 @@ class AgentConfig(BaseModel):
     device: str
     actor_params: int
     critic_params: int
-    train: TrainConfig | None = None
+    #: the last `train()` call's settings and its callbacks' configs.
+    train: TrainRecord | None = None

@@ -26,9 +26,12 @@ from velora.models.optim import make_optimizer
 from velora.models.persistence import load_agent, save_agent
 from velora.models.sac import EAGER_LOSSES, SoftActorCritic, compile_losses
 from velora.nn import LiquidNCPNetwork
+from velora.training.config import TrainRecord
+from velora.training.progress import TrainProgress
 from velora.utils import active_parameters, set_device, set_seed, total_parameters
 from velora.utils.checks import check_int, check_positive
-from velora.utils.torch import check_cpp_compiler, compile_function
+from velora.utils.torch import compile_function
+from velora.utils.torch_private import check_cpp_compiler
 
 if TYPE_CHECKING:
     from velora.training import TrainSummary
@@ -162,12 +165,8 @@ class NeuroFlow(SoftActorCritic):
         self._stages: SACGradients = EAGER
         self._loss_stages = EAGER_LOSSES
         self._act = policy_step
-        # Counters that survive across train() calls (and, later, save/load).
-        self.episodes_done = 0
-        self.steps_done = 0
-        self.experiment_id: int | None = None
-        self.recent_rewards: list[float] = []  # the last returns, for the moving average
-        self.reward_max: float | None = None  # the best return so far
+        # What survives across train() calls, and save/load.
+        self.progress = TrainProgress()
 
     def _check_action_space(self, space: gym.Space) -> None:
         """Subclasses narrow the accepted action spaces here."""
@@ -214,6 +213,21 @@ class NeuroFlow(SoftActorCritic):
         return load_agent(cls, dirpath, buffer=buffer, device=device)
 
     @property
+    def episodes_done(self) -> int:
+        """Episodes trained, over every `train()` call (`progress.episodes`)."""
+        return self.progress.episodes
+
+    @property
+    def steps_done(self) -> int:
+        """Environment steps trained (`progress.steps`)."""
+        return self.progress.steps
+
+    @property
+    def experiment_id(self) -> int | None:
+        """The training run's row in the metrics database (`progress.experiment_id`)."""
+        return self.progress.experiment_id
+
+    @property
     def entropy(self) -> torch.Tensor:
         """The entropy temperature alpha (a detached scalar tensor)."""
         return self.log_alpha.detach().exp()
@@ -232,14 +246,36 @@ class NeuroFlow(SoftActorCritic):
         """Policy-space actions `(batch, action_dim)` and the new hidden state for `state`."""
         return self._act(self, state, hidden, deterministic)
 
+    def initial_hidden(self, batch_size: int = 1) -> torch.Tensor:
+        """The actor's hidden state at the start of an episode (zeros)."""
+        return self.actor.initial_hidden(batch_size)
+
+    @torch.no_grad()
+    def random_act(
+        self, state: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uniformly random policy-space actions (warm-up); the actor still runs, so
+        the hidden states stored with them are real."""
+        _, new_hidden = self.actor(state, hidden)
+        return self.head.random_action(state.shape[0], self.device), new_hidden
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Policy-space actions as the env's `step` takes them."""
+        return self.head.to_env(action)
+
+    def record_training(self, record: TrainRecord) -> str:
+        """Note a `train()` call's settings in `config.train`; the config as JSON."""
+        self.config = self.config.model_copy(update={"train": record})
+        return self.config.model_dump_json()
+
     def compile(self, **inductor_options: Any) -> Self:
         """Run the update and acting through `torch.compile`; returns the agent.
 
         Opt-in, like `nn.Module.compile`. Networks this small spend most of their time
-        on the fixed cost of each tensor op, which compiled code removes: on a 2-core
-        CPU the update runs about twice as fast. The price is a compile the first time
-        each runs (tens of seconds on a CPU; PyTorch caches the result on disk for
-        later runs), so it pays off on long runs, not short ones. Random draws come
+        on the fixed cost of each tensor op, which compiled code removes (the README's
+        throughput table has the figures). The price is a compile the first time each
+        stage runs (PyTorch caches the result on disk for later runs), so it pays off
+        on long runs, not short ones. An overridden loss is compiled too. Random draws come
         from the eager generator, so a seeded run draws the same noise compiled or
         not. `inductor_options` go to `torch.compile(options=...)`; on a CPU they
         default to `cpp_wrapper=True`. Saves do not record it: a loaded agent runs
@@ -247,7 +283,7 @@ class NeuroFlow(SoftActorCritic):
         """
         if self.device.type == "cpu":
             check_cpp_compiler()  # now, not at the first update after the warm-up
-            # Kernels called from C++ rather than Python: about 10 % faster here.
+            # Kernels called from C++ rather than Python: less overhead per call.
             inductor_options = {"cpp_wrapper": True, **inductor_options}
         self._stages = compile_stages(**inductor_options)
         self._loss_stages = compile_losses(**inductor_options)
@@ -317,52 +353,27 @@ class NeuroFlow(SoftActorCritic):
         )
 
     def train(
-        self,
-        batch_size: int,
-        *,
-        n_episodes: int = 10_000,
-        callbacks: list | None = None,
-        log_freq: int = 10,
-        display_count: int = 100,
-        window_size: int = 100,
-        max_steps: int = 1000,
-        warmup_steps: int | None = None,
-        updates_per_step: int = 1,
-        n_envs: int = 1,
-        db_path: str | os.PathLike = "metrics.db",
+        self, batch_size: int, *, callbacks: list | None = None, **settings: Any
     ) -> "TrainSummary":
-        """Train for up to `n_episodes` episodes; see `velora.training.train_agent`.
+        """Train for up to `n_episodes` episodes; returns a `TrainSummary`.
 
-        Acts at random for the first `warmup_steps` steps (default `2 * batch_size`), then
-        takes `updates_per_step` gradient steps after every environment step. Every
-        episode is written to `db_path` (in batches of `log_freq`); a progress line is
-        printed every `display_count` episodes; episodes are cut at `max_steps` steps.
-        Returns a `TrainSummary`.
+        `settings` are the fields of `velora.training.TrainConfig`, with their defaults
+        and meaning there: `n_episodes`, `log_freq`, `display_count`, `window_size`,
+        `max_steps`, `warmup_steps`, `updates_per_step`, `n_envs`, `db_path`. Acts at
+        random for the first `warmup_steps` steps (default `2 * batch_size`), then takes
+        `updates_per_step` gradient steps after every environment step.
 
         `n_envs > 1` steps that many copies of the env together (a Gymnasium
-        `SyncVectorEnv`) for more environment throughput. The `updates_per_step`
-        gradient steps then follow every *vector* step of `n_envs` transitions, so each
-        transition gets `updates_per_step / n_envs` updates (raise `updates_per_step` to
-        keep the single-env ratio). `n_episodes` counts finished episodes over all
-        sub-envs; episodes still running when it is reached are dropped.
+        `SyncVectorEnv`). The `updates_per_step` gradient steps then follow every
+        *vector* step of `n_envs` transitions, so each transition gets
+        `updates_per_step / n_envs` updates. `n_episodes` counts finished episodes over
+        all sub-envs; episodes still running when it is reached are dropped.
         """
         # The loop sits above the agent in the layers, so it is imported on use.
-        from velora.training import train_agent
+        from velora.training import TrainConfig, train_agent
 
-        return train_agent(
-            self,
-            batch_size,
-            n_episodes=n_episodes,
-            callbacks=callbacks,
-            log_freq=log_freq,
-            display_count=display_count,
-            window_size=window_size,
-            max_steps=max_steps,
-            warmup_steps=warmup_steps,
-            updates_per_step=updates_per_step,
-            n_envs=n_envs,
-            db_path=str(db_path),
-        )
+        config = TrainConfig(batch_size=batch_size, **settings)
+        return train_agent(self, config, callbacks=callbacks)
 
     def __repr__(self) -> str:
         return (

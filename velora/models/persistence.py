@@ -11,6 +11,7 @@ is therefore complete; its checksums are verified again when it is loaded.
 """
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -27,12 +28,14 @@ from safetensors.torch import load_file, save_file
 
 import velora
 from velora.models.config import AgentConfig
+from velora.training.progress import TrainProgress
 from velora.utils.files import fsync_path, write_json_atomic
 
 if TYPE_CHECKING:
     from velora.models.neuroflow import NeuroFlow
 
-FORMAT_VERSION = 1
+#: 2: the training counters as one `progress` object (format 1 had them apart).
+FORMAT_VERSION = 2
 METADATA = "metadata.json"
 MODEL_STATE = "model_state.safetensors"
 OPTIM_STATE = "optim_state.safetensors"
@@ -63,11 +66,7 @@ class SaveMetadata(BaseModel):
     saved_at: datetime
     agent: str
     config: AgentConfig
-    episodes_done: int
-    steps_done: int
-    experiment_id: int | None
-    recent_rewards: list[float]
-    reward_max: float | None
+    progress: TrainProgress
     optimizers: dict[str, dict[str, Any]]
     rng: dict[str, Any]
     buffer: dict[str, int] | None
@@ -194,11 +193,7 @@ def save_agent(
             saved_at=datetime.now(UTC),
             agent=type(agent).__name__,
             config=agent.config,
-            episodes_done=agent.episodes_done,
-            steps_done=agent.steps_done,
-            experiment_id=agent.experiment_id,
-            recent_rewards=agent.recent_rewards,
-            reward_max=agent.reward_max,
+            progress=agent.progress,
             optimizers=optim_meta,
             rng=rng_meta,
             buffer=buffer_meta,
@@ -229,14 +224,22 @@ def read_metadata(dirpath: str | os.PathLike) -> SaveMetadata:
     if not meta_path.is_file():
         raise SaveError(f"{folder} is not a complete save: {METADATA} is missing.")
     try:
-        metadata = SaveMetadata.model_validate_json(meta_path.read_text())
-    except (ValidationError, UnicodeDecodeError) as error:
+        raw = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SaveError(f"{meta_path} is corrupt or not a Velora save: {error}") from None
-    if metadata.format_version != FORMAT_VERSION:
+    if not isinstance(raw, dict) or "format_version" not in raw:
+        raise SaveError(f"{meta_path} is corrupt or not a Velora save: no format_version.")
+    version = raw["format_version"]
+    if version not in (1, FORMAT_VERSION):
         raise SaveError(
-            f"{folder} uses save format {metadata.format_version}; this Velora reads "
-            f"format {FORMAT_VERSION}."
+            f"{folder} uses save format {version}, written by Velora "
+            f"{raw.get('velora_version', '(unknown)')}; this Velora ({velora.__version__}) "
+            f"reads formats 1 and {FORMAT_VERSION}."
         )
+    try:
+        metadata = SaveMetadata.model_validate(_upgrade(raw))
+    except ValidationError as error:
+        raise SaveError(f"{meta_path} is corrupt or not a Velora save: {error}") from None
     for name, checksum in metadata.checksums.items():
         path = folder / name
         if not path.is_file():
@@ -257,6 +260,18 @@ def read_metadata(dirpath: str | os.PathLike) -> SaveMetadata:
             f"allowed torch.optim classes: {', '.join(OPTIMIZERS)}."
         )
     return metadata
+
+
+def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 metadata (Velora 0.3.0 before the progress object) in format 2's shape."""
+    if raw.get("format_version") != 1:
+        return raw
+    names = {"episodes_done": "episodes", "steps_done": "steps"}
+    progress = {
+        names.get(key, key): raw.pop(key, None)
+        for key in ("episodes_done", "steps_done", "experiment_id", "recent_rewards", "reward_max")
+    }
+    return {**raw, "format_version": FORMAT_VERSION, "progress": progress}
 
 
 def _load_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
@@ -323,11 +338,7 @@ def load_agent(
         except (KeyError, ValueError) as error:
             raise SaveError(f"{folder / BUFFER_STATE} does not fit the agent: {error}") from None
     agent.config = config.model_copy(update={"device": str(agent.device)})
-    agent.episodes_done = metadata.episodes_done
-    agent.steps_done = metadata.steps_done
-    agent.experiment_id = metadata.experiment_id
-    agent.recent_rewards = list(metadata.recent_rewards)
-    agent.reward_max = metadata.reward_max
+    agent.progress = metadata.progress
     return agent
 
 

@@ -4,9 +4,9 @@ mish(x) = x * tanh(softplus(x)). With e = exp(x) and q = e(e + 2) + 2,
 tanh(softplus(x)) = 1 - 2/q, so mish(x) = x - 2x/q, and
 d mish/dx = e * ((e + 2) q + 4x(e + 1)) / q^2.
 Forward and backward are a handful of elementwise ops each; on the update's batches
-(thousands of elements) this is about 2.5x as fast as `F.mish` and its backward on CPU
-(which evaluate tanh and log1p per element) and agrees with them to float32 rounding.
-On a single row the one op of `F.mish` costs less than five, so acting uses it.
+this beats `F.mish` and its backward on a CPU (which evaluate tanh and log1p per
+element) and agrees with them to float32 rounding. On a single row the one op of
+`F.mish` costs less than five, so acting uses it, and so does compiled code.
 """
 
 from typing import NamedTuple

@@ -1,7 +1,34 @@
-"""The training loop, the state callbacks see, and the console display."""
+"""The training loop, its settings, the callback base class and the state callbacks see.
 
-from velora.training.evaluate import evaluate_agent
-from velora.training.loop import train_agent
+`TrainConfig`, `TrainCallback` and `TrainState` import nothing heavy; the loop itself
+(torch, gymnasium) loads on first use of `train_agent` or `evaluate_agent`.
+"""
+
+from typing import Any
+
+from velora.training.callback import TrainCallback
+from velora.training.config import TrainConfig
+from velora.training.progress import TrainProgress
 from velora.training.state import TrainState, TrainSummary
 
-__all__ = ["train_agent", "evaluate_agent", "TrainState", "TrainSummary"]
+__all__ = [
+    "train_agent",
+    "evaluate_agent",
+    "TrainCallback",
+    "TrainConfig",
+    "TrainProgress",
+    "TrainState",
+    "TrainSummary",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train_agent":
+        from velora.training.loop import train_agent
+
+        return train_agent
+    if name == "evaluate_agent":
+        from velora.training.evaluate import evaluate_agent
+
+        return evaluate_agent
+    raise AttributeError(f"module 'velora.training' has no attribute {name!r}")

@@ -4,7 +4,7 @@ import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
 
 import gymnasium as gym
 import numpy as np
@@ -13,29 +13,23 @@ from gymnasium.wrappers import TimeLimit
 
 from velora.gym import add_core_env_wrappers, env_name, make_env
 from velora.metrics import EpisodeRecord, MetricsWriter
-from velora.models.config import TrainConfig
+from velora.training.callback import TrainCallback
+from velora.training.config import TrainConfig
 from velora.training.display import TrainDisplay
+from velora.training.protocol import TrainableAgent
 from velora.training.state import TrainState, TrainSummary
-from velora.utils.checks import check_int
 
-if TYPE_CHECKING:
-    from velora.models import NeuroFlow
-
-METRICS_DB = "metrics.db"
 LOSS_NAMES = ("actor_loss", "critic_loss", "entropy_loss")
 #: a finished episode as the runners yield it: (return, length, mean losses).
 FinishedEpisode = tuple[float, int, dict[str, float]]
-HOOKS = ("on_train_start", "on_step", "on_episode_end", "on_log", "on_train_end")
 
 
-def _check_callbacks(callbacks: Sequence[Any] | None) -> list[Any]:
+def _check_callbacks(callbacks: Sequence[TrainCallback] | None) -> list[TrainCallback]:
     callbacks = list(callbacks or [])
     for callback in callbacks:
-        missing = [hook for hook in HOOKS if not callable(getattr(callback, hook, None))]
-        if missing:
+        if not isinstance(callback, TrainCallback):
             raise TypeError(
-                f"{callback!r} is not a callback (missing {', '.join(missing)}); "
-                "subclass velora.callbacks.TrainCallback."
+                f"{callback!r} is not a callback; subclass velora.callbacks.TrainCallback."
             )
     return callbacks
 
@@ -44,8 +38,8 @@ def _check_callbacks(callbacks: Sequence[Any] | None) -> list[Any]:
 def _cpu_threads(device: torch.device, threads: int = 1) -> Iterator[None]:
     """Run tiny-network training on one CPU thread, then restore the user's setting.
 
-    Each op of a 20/128-neuron network is far too small to split across threads; extra
-    threads only add synchronisation and fight the env for cores.
+    Each op of these networks is far too small to split across threads; extra threads
+    only add synchronisation and fight the env for cores.
     """
     if device.type != "cpu":
         yield
@@ -58,39 +52,25 @@ def _cpu_threads(device: torch.device, threads: int = 1) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _call(callbacks: list[Any], hook: str, state: TrainState, *args: Any) -> bool:
-    """Run `hook` on every callback; False if any of them asked to stop."""
-    keep_going = True
-    for callback in callbacks:
-        if getattr(callback, hook)(state, *args) is False:
-            keep_going = False
-    return keep_going
+def _keep_going(answers: list[bool | None]) -> bool:
+    """False if any callback asked to stop (every hook has run by then)."""
+    return all(answer is not False for answer in answers)
 
 
 def train_agent(
-    agent: "NeuroFlow",
-    batch_size: int,
+    agent: TrainableAgent,
+    config: TrainConfig,
     *,
-    n_episodes: int = 10_000,
-    callbacks: Sequence[Any] | None = None,
-    log_freq: int = 10,
-    display_count: int = 100,
-    window_size: int = 100,
-    max_steps: int = 1000,
-    warmup_steps: int | None = None,
-    updates_per_step: int = 1,
-    n_envs: int = 1,
-    db_path: str = METRICS_DB,
+    callbacks: Sequence[TrainCallback] | None = None,
 ) -> TrainSummary:
-    """Train `agent` with one gradient step per environment step.
+    """Train `agent` as `config` says, with one gradient step per environment step.
 
-    The first `warmup_steps` steps (default `2 * batch_size`) act at random to fill the
-    buffer. Every finished episode becomes a row of `metrics.db`; rows are written in
-    one transaction every `log_freq` episodes and when training ends. A progress line
-    is printed every `display_count` episodes; `window_size` episodes make the moving
-    average. Episodes are cut at `max_steps` steps (a truncation, not a terminal state).
-    `updates_per_step` gradient steps follow each environment step once learning starts
-    (more reuse of each transition, at a proportional cost in time).
+    The first `config.warmup` steps act at random to fill the buffer. Every finished
+    episode becomes a row of the metrics database; rows are written in one transaction
+    every `log_freq` episodes and when training ends. A progress line is printed every
+    `display_count` episodes; `window_size` episodes make the moving average. Episodes
+    are cut at `max_steps` steps (a truncation, not a terminal state).
+    `updates_per_step` gradient steps follow each environment step once learning starts.
 
     With `n_envs > 1` the agent acts in `n_envs` copies of the env at once (a Gymnasium
     `SyncVectorEnv`, sub-env `i` seeded `seed + i` on the agent's first run): each
@@ -105,21 +85,7 @@ def train_agent(
     episode end, after each metrics write, and at training end; a hook returning False
     stops training.
     """
-    for name, value in (
-        ("batch_size", batch_size),
-        ("n_episodes", n_episodes),
-        ("log_freq", log_freq),
-        ("display_count", display_count),
-        ("window_size", window_size),
-        ("max_steps", max_steps),
-        ("updates_per_step", updates_per_step),
-        ("n_envs", n_envs),
-    ):
-        check_int(name, value)
-    if warmup_steps is None:
-        warmup_steps = 2 * batch_size
-    else:
-        check_int("warmup_steps", warmup_steps, minimum=0)
+    batch_size, n_envs = config.batch_size, config.n_envs
     if batch_size > agent.buffer.capacity:
         raise ValueError(
             f"batch_size ({batch_size}) is larger than the buffer ({agent.buffer.capacity})."
@@ -127,98 +93,77 @@ def train_agent(
     callbacks = _check_callbacks(callbacks)
     if n_envs > 1:
         for callback in callbacks:
-            if getattr(callback, "render_mode", None):
+            if callback.render_mode:
                 raise ValueError(
                     f"{type(callback).__name__} records one env; use n_envs=1 "
                     f"(got n_envs={n_envs})."
                 )
 
-    callback_configs = {type(c).__name__: c.config() for c in callbacks if hasattr(c, "config")}
-    agent.config = agent.config.model_copy(
-        update={
-            "train": TrainConfig(
-                batch_size=batch_size,
-                n_episodes=n_episodes,
-                log_freq=log_freq,
-                display_count=display_count,
-                window_size=window_size,
-                max_steps=max_steps,
-                warmup_steps=warmup_steps,
-                updates_per_step=updates_per_step,
-                n_envs=n_envs,
-                callbacks=callback_configs,
-            )
-        }
-    )
+    callback_configs = {type(c).__name__: c.config() for c in callbacks}
+    config_json = agent.record_training(config.record(callback_configs))
+    progress = agent.progress
     state = TrainState(
         agent=agent,
         env=agent.env,
         env_id=agent.env_id,
         env_name=env_name(agent.env_id),
-        n_episodes=n_episodes,
-        batch_size=batch_size,
-        window_size=window_size,
-        log_freq=log_freq,
-        display_count=display_count,
-        max_steps=max_steps,
-        warmup_steps=warmup_steps,
-        updates_per_step=updates_per_step,
-        n_envs=n_envs,
-        start_episode=agent.episodes_done,
-        start_step=agent.steps_done,
-        episode=agent.episodes_done,
-        step=agent.steps_done,
+        **{**asdict(config), "warmup_steps": config.warmup},
+        start_episode=progress.episodes,
+        start_step=progress.steps,
+        episode=progress.episodes,
+        step=progress.steps,
     )
     # Callbacks check their own set-up (e.g. a checkpoint folder) before a run is recorded.
-    _call(callbacks, "on_train_start", state)
-    if agent.episodes_done == 0:
+    for callback in callbacks:
+        callback.on_train_start(state)
+    if progress.episodes == 0:
         # Seed the agent env's generator as its first reset would: a rendering copy
         # shares it, and a later n_envs=1 run after vector training draws from it.
         agent.env.unwrapped.np_random, _ = gym.utils.seeding.np_random(agent.seed)
-    env = _training_env(agent, callbacks) if n_envs == 1 else _vector_env(agent, n_envs, max_steps)
+    if n_envs == 1:
+        env = _training_env(agent, callbacks)
+    else:
+        env = _vector_env(agent, n_envs, config.max_steps)
     state._update(env=env)
     try:
-        writer = MetricsWriter(db_path)
-        if agent.experiment_id is not None:
-            writer.resume(agent.experiment_id)
+        writer = MetricsWriter(config.db_path)
+        if progress.experiment_id is not None:
+            writer.resume(progress.experiment_id)
         else:
-            agent.experiment_id = writer.start(
-                type(agent).__name__, agent.env_id, agent.config.model_dump_json()
-            )
-        state._update(experiment_id=agent.experiment_id)
+            progress.experiment_id = writer.start(type(agent).__name__, agent.env_id, config_json)
+        state._update(experiment_id=progress.experiment_id)
         if n_envs == 1:
             episodes = _single_env_episodes(agent, state, callbacks)
         else:
             episodes = _vector_env_episodes(agent, state, callbacks)
         with _cpu_threads(agent.device), closing(episodes):
-            return _train(agent, state, writer, callbacks, db_path, episodes)
+            return _train(agent, state, writer, callbacks, config.db_path, episodes)
     finally:
         if env is not agent.env:
             env.close()  # flushes any video a recording wrapper still holds
 
 
-def _training_env(agent: "NeuroFlow", callbacks: list[Any]) -> gym.Env:
+def _training_env(agent: TrainableAgent, callbacks: list[TrainCallback]) -> gym.Env:
     """The agent's env, or a rendering copy wrapped by the callbacks that asked for one.
 
     Agents only render when a callback sets `render_mode` (e.g. video recording). The
     copy shares the agent env's random generator, so episode resets draw from the same
     stream as they would without it.
     """
-    render_modes = {mode for c in callbacks if (mode := getattr(c, "render_mode", None))}
+    render_modes = {c.render_mode for c in callbacks if c.render_mode}
     if not render_modes:
         return agent.env
     if len(render_modes) > 1:
         raise ValueError(f"callbacks ask for different render modes: {sorted(render_modes)}.")
     env = make_env(agent.env_id, render_mode=render_modes.pop())
     for callback in callbacks:
-        if hasattr(callback, "wrap_env"):
-            env = callback.wrap_env(env)
+        env = callback.wrap_env(env)
     env = add_core_env_wrappers(env, agent.device)
     env.unwrapped.np_random = agent.env.unwrapped.np_random
     return env
 
 
-def _vector_env(agent: "NeuroFlow", n_envs: int, max_steps: int) -> gym.vector.SyncVectorEnv:
+def _vector_env(agent: TrainableAgent, n_envs: int, max_steps: int) -> gym.vector.SyncVectorEnv:
     """`n_envs` copies of the agent's env, each cut at `max_steps`, reset in the same step.
 
     In `SAME_STEP` autoreset mode a finished sub-env is reset inside the step that ended
@@ -237,10 +182,10 @@ def _vector_env(agent: "NeuroFlow", n_envs: int, max_steps: int) -> gym.vector.S
 
 
 def _train(
-    agent: "NeuroFlow",
+    agent: TrainableAgent,
     state: TrainState,
     writer: MetricsWriter,
-    callbacks: list[Any],
+    callbacks: list[TrainCallback],
     db_path: str,
     episodes: Iterator[FinishedEpisode],
 ) -> TrainSummary:
@@ -251,21 +196,22 @@ def _train(
     """
     display_count = state.display_count
     display = TrainDisplay()
-    display.start(state, [c.summary() for c in callbacks if hasattr(c, "summary")])
+    display.start(state, [c.summary() for c in callbacks])
     pending: list[EpisodeRecord] = []
     # The return history lives on the agent, so a resumed run's moving average continues.
-    recent = deque(agent.recent_rewards, maxlen=state.window_size)
-    reward_max = agent.reward_max if agent.reward_max is not None else float("-inf")
+    progress = agent.progress
+    recent = deque(progress.recent_rewards, maxlen=state.window_size)
+    reward_max = progress.reward_max if progress.reward_max is not None else float("-inf")
     try:
         for reward, length, losses in episodes:
-            agent.episodes_done += 1
+            progress.episodes += 1
             recent.append(reward)
-            agent.recent_rewards = list(recent)
+            progress.recent_rewards = list(recent)
             reward_max = max(reward_max, reward)
-            agent.reward_max = reward_max
+            progress.reward_max = reward_max
             window = np.array(recent)  # once: np.mean/np.std would each convert the deque
             record = EpisodeRecord(
-                episode_num=agent.episodes_done,
+                episode_num=progress.episodes,
                 reward=reward,
                 length=length,
                 reward_moving_avg=float(window.mean()),
@@ -274,8 +220,8 @@ def _train(
             )
             pending.append(record)
             state._update(
-                episode=agent.episodes_done,
-                step=agent.steps_done,
+                episode=progress.episodes,
+                step=progress.steps,
                 episode_reward=reward,
                 episode_length=length,
                 rewards=tuple(recent),
@@ -284,10 +230,10 @@ def _train(
                 reward_max=reward_max,
                 losses=losses,
             )
-            keep_going = _call(callbacks, "on_episode_end", state)
+            keep_going = _keep_going([c.on_episode_end(state) for c in callbacks])
             if state.status == "early_stopped":
                 keep_going = False
-            done_here = agent.episodes_done - state.start_episode
+            done_here = progress.episodes - state.start_episode
             display.episode_end(state, show=done_here % display_count == 0)
             if len(pending) >= state.log_freq:
                 _write(writer, pending, callbacks, state)
@@ -309,12 +255,12 @@ def _train(
         if state.status != "failed":  # a crash leaves no final checkpoint to trust
             _end_all(callbacks, state)
         summary = TrainSummary(
-            episodes=agent.episodes_done - state.start_episode,
-            steps=agent.steps_done - state.start_step,
+            episodes=progress.episodes - state.start_episode,
+            steps=progress.steps - state.start_step,
             time_taken=state.elapsed,
             early_stopped=state.status == "early_stopped",
             interrupted=state.status == "interrupted",
-            experiment_id=agent.experiment_id,
+            experiment_id=progress.experiment_id,
             reward_avg=state.reward_moving_avg,
             reward_max=state.reward_max,
             losses=state.losses,
@@ -323,7 +269,7 @@ def _train(
     return summary
 
 
-def _end_all(callbacks: list[Any], state: TrainState) -> None:
+def _end_all(callbacks: list[TrainCallback], state: TrainState) -> None:
     """Run every `on_train_end`, even if one fails (or a second Ctrl-C lands in one), so
     one callback's error never costs another its final checkpoint; the first error is
     raised once all have run."""
@@ -338,7 +284,10 @@ def _end_all(callbacks: list[Any], state: TrainState) -> None:
 
 
 def _write(
-    writer: MetricsWriter, pending: list[EpisodeRecord], callbacks: list[Any], state: TrainState
+    writer: MetricsWriter,
+    pending: list[EpisodeRecord],
+    callbacks: list[TrainCallback],
+    state: TrainState,
 ) -> None:
     """Write the pending episodes in one transaction and tell the callbacks."""
     if not pending:
@@ -348,36 +297,37 @@ def _write(
     writer.flush()
     written = tuple(pending)
     pending.clear()  # before the hooks: one that raises must not get them written twice
-    _call(callbacks, "on_log", state, written)
+    for callback in callbacks:
+        callback.on_log(state, written)
 
 
 def _behaviour_step(
-    agent: "NeuroFlow", states: torch.Tensor, hidden: torch.Tensor, warmup_steps: int
+    agent: TrainableAgent, states: torch.Tensor, hidden: torch.Tensor, warmup_steps: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The actions to play and the actor's next hidden state: random during warm-up
     (the actor still runs, so the stored hidden states are real), drawn after."""
-    if agent.steps_done >= warmup_steps:
-        return agent.act(states, hidden, deterministic=False)  # graph-free already
-    with torch.no_grad():
-        _, next_hidden = agent.actor(states, hidden)
-    return agent.head.random_action(states.shape[0], agent.device), next_hidden
+    if agent.progress.steps >= warmup_steps:
+        return agent.act(states, hidden, deterministic=False)
+    return agent.random_act(states, hidden)
 
 
 def _single_env_episodes(
-    agent: "NeuroFlow", state: TrainState, callbacks: list[Any]
+    agent: TrainableAgent, state: TrainState, callbacks: list[TrainCallback]
 ) -> Iterator[FinishedEpisode]:
     """Episodes played one after another in the agent's env (`n_envs=1`)."""
     while True:
         yield _run_episode(agent, state, callbacks)
 
 
-def _run_episode(agent: "NeuroFlow", state: TrainState, callbacks: list[Any]) -> FinishedEpisode:
+def _run_episode(
+    agent: TrainableAgent, state: TrainState, callbacks: list[TrainCallback]
+) -> FinishedEpisode:
     """Play one episode, learning after every step; returns (return, length, mean losses)."""
-    env, head, buffer = state.env, agent.head, agent.buffer
+    env, buffer, progress = state.env, agent.buffer, agent.progress
     batch_size, warmup_steps, max_steps = state.batch_size, state.warmup_steps, state.max_steps
-    first_reset = agent.episodes_done == 0 and env is agent.env
+    first_reset = progress.episodes == 0 and env is agent.env
     obs, _ = env.reset(seed=agent.seed if first_reset else None)
-    hidden = agent.actor.initial_hidden(1)
+    hidden = agent.initial_hidden(1)
     loss_sum = torch.zeros(3, device=agent.device)
     n_updates = 0
     total_reward = 0.0
@@ -386,18 +336,18 @@ def _run_episode(agent: "NeuroFlow", state: TrainState, callbacks: list[Any]) ->
         length += 1
         states = obs.unsqueeze(0)
         action, next_hidden = _behaviour_step(agent, states, hidden, warmup_steps)
-        next_obs, reward, terminated, truncated, _ = env.step(head.to_env(action)[0])
+        next_obs, reward, terminated, truncated, _ = env.step(agent.to_env(action)[0])
         buffer.add(obs, action, reward, next_obs, terminated, hidden, next_hidden)
-        agent.steps_done += 1
+        progress.steps += 1
         total_reward += float(reward)
-        if agent.steps_done > warmup_steps and len(buffer) >= batch_size:
+        if progress.steps > warmup_steps and len(buffer) >= batch_size:
             for _ in range(state.updates_per_step):
                 loss_sum += agent.update(batch_size)
             n_updates += state.updates_per_step
         obs, hidden = next_obs, next_hidden
         if callbacks:
-            state._update(step=agent.steps_done)
-            if not _call(callbacks, "on_step", state):
+            state._update(step=progress.steps)
+            if not _keep_going([c.on_step(state) for c in callbacks]):
                 state._update(status="early_stopped")
         if terminated or truncated or state.status == "early_stopped":
             break
@@ -409,7 +359,7 @@ def _run_episode(agent: "NeuroFlow", state: TrainState, callbacks: list[Any]) ->
 
 
 def _vector_env_episodes(
-    agent: "NeuroFlow", state: TrainState, callbacks: list[Any]
+    agent: TrainableAgent, state: TrainState, callbacks: list[TrainCallback]
 ) -> Iterator[FinishedEpisode]:
     """Episodes of `n_envs` sub-envs stepped together, yielded as they finish.
 
@@ -419,22 +369,22 @@ def _vector_env_episodes(
     sub-envs whose episode just ended. Ends (after yielding that step's episodes) when
     an `on_step` hook stops training.
     """
-    envs, head, buffer, device = state.env, agent.head, agent.buffer, agent.device
+    envs, buffer, device, progress = state.env, agent.buffer, agent.device, agent.progress
     n, batch_size, warmup_steps = state.n_envs, state.batch_size, state.warmup_steps
     obs_dim = buffer.widths[0]
     # The agent's first run is seeded like the single env's first reset (sub-env i gets
     # seed + i); later runs continue from a seed the step count makes unique.
-    obs, _ = envs.reset(seed=agent.seed + agent.steps_done)
+    obs, _ = envs.reset(seed=agent.seed + progress.steps)
     # A copy: with copy=False the vector env refills this array on every step.
     states = torch.as_tensor(np.array(obs, dtype=np.float32), device=device)
-    hidden = agent.actor.initial_hidden(n)
+    hidden = agent.initial_hidden(n)
     returns = np.zeros(n)
     lengths = np.zeros(n, dtype=np.int64)
     loss_sum = torch.zeros(n, 3, device=device)  # every update adds to every row
     n_updates = np.zeros(n, dtype=np.int64)
     while True:
         action, next_hidden = _behaviour_step(agent, states, hidden, warmup_steps)
-        obs, reward, terminated, truncated, info = envs.step(head.to_env(action).cpu().numpy())
+        obs, reward, terminated, truncated, info = envs.step(agent.to_env(action).cpu().numpy())
         finished = np.flatnonzero(terminated | truncated)
         # One host row per sub-env, [obs to act on next | true next obs | reward | done],
         # copied to the device at once. Fresh each step: on the CPU the tensor shares it.
@@ -450,10 +400,10 @@ def _vector_env_episodes(
         buffer.add_batch(
             states, action, staged[:, -2], next_states, staged[:, -1], hidden, next_hidden
         )
-        agent.steps_done += n
+        progress.steps += n
         returns += reward
         lengths += 1
-        if agent.steps_done > warmup_steps and len(buffer) >= batch_size:
+        if progress.steps > warmup_steps and len(buffer) >= batch_size:
             for _ in range(state.updates_per_step):
                 loss_sum += agent.update(batch_size)
             n_updates += state.updates_per_step
@@ -473,8 +423,8 @@ def _vector_env_episodes(
             lengths[finished] = 0
             n_updates[finished] = 0
         if callbacks:
-            state._update(step=agent.steps_done)
-            if not _call(callbacks, "on_step", state):
+            state._update(step=progress.steps)
+            if not _keep_going([c.on_step(state) for c in callbacks]):
                 state._update(status="early_stopped")
         yield from ended
         if state.status == "early_stopped":

@@ -31,8 +31,9 @@ class TrainState:
         env: the training environment (a `gymnasium.vector.SyncVectorEnv` of `n_envs`
             sub-envs when `n_envs > 1`).
         env_id / env_name: the Gymnasium id and the id without namespace and version.
-        n_episodes, batch_size, window_size, log_freq, max_steps, warmup_steps,
-            updates_per_step, n_envs: the `train()` arguments.
+        n_episodes, batch_size, window_size, log_freq, display_count, max_steps,
+            warmup_steps, updates_per_step, n_envs, db_path: the `train()` settings
+            (`TrainConfig`), with `warmup_steps` resolved.
         episode: number of the current (or just finished) episode, from 1.
         start_episode: the agent's episode count before this `train()` call.
         step: environment steps taken by the agent so far (all sub-envs counted).

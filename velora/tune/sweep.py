@@ -12,6 +12,7 @@ from typing import Any
 
 from velora.gym import env_name, make_env
 from velora.models import NeuroFlow
+from velora.training import TrainConfig
 from velora.tune.results import SweepResult, TrialRow
 from velora.tune.trial import METRIC, TIME_ATTR, TRAIN_PARAMS, TrialSettings, run_trial
 
@@ -184,7 +185,7 @@ def run_sweep(
     seeds: Sequence[int] | None = None,
     num_samples: int = 1,
     n_episodes: int = 500,
-    batch_size: int = 128,
+    batch_size: int = TrainConfig.batch_size,
     log_freq: int = 10,
     target: float | None = None,
     patience: int = 3,
@@ -205,7 +206,7 @@ def run_sweep(
         search_space: NeuroFlow or `train()` parameters (see `searchable_params()`), each
             a fixed value, a list (a grid over its values) or a Ray Tune search object
             such as `tune.choice([...])` or `tune.loguniform(1e-4, 1e-2)`. Unset
-            `actor_neurons`/`critic_neurons` default to 20/128.
+            `actor_neurons`/`critic_neurons` default to `velora.training.config`'s.
         seeds: a grid over these agent seeds; None gives every trial a random seed.
         num_samples: how many times to sample the search space (each time the whole
             grid, seeds included, is repeated).

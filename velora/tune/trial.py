@@ -6,7 +6,7 @@ Runs on whichever Ray node Tune placed the trial; imports Ray only there.
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +14,20 @@ import torch
 
 from velora.callbacks import EarlyStopping, TrainCallback
 from velora.metrics import EpisodeRecord, get_db_engine
+from velora.metrics.db import METRICS_DB
 from velora.models import NeuroFlow
-from velora.training import TrainState
+from velora.training import TrainConfig, TrainState
+from velora.training.config import ACTOR_NEURONS, CRITIC_NEURONS
 
 #: NeuroFlow's required sizes, used when the search space leaves them out.
-AGENT_DEFAULTS = {"actor_neurons": 20, "critic_neurons": 128}
-#: The `train()` arguments a search space may set (the rest belong to the sweep).
-TRAIN_PARAMS = (
-    "batch_size",
-    "window_size",
-    "max_steps",
-    "warmup_steps",
-    "updates_per_step",
-    "n_envs",
-)
+AGENT_DEFAULTS = {"actor_neurons": ACTOR_NEURONS, "critic_neurons": CRITIC_NEURONS}
+#: The `train()` settings a search space may set; the sweep owns the others.
+SWEEP_SETTINGS = ("n_episodes", "log_freq", "display_count", "db_path")
+TRAIN_PARAMS = tuple(f.name for f in fields(TrainConfig) if f.name not in SWEEP_SETTINGS)
 #: The metric trials report and the scheduler ranks by, and its time attribute.
 METRIC = "reward_moving_avg"
 TIME_ATTR = "episode"
 FINAL = "final"
-METRICS_DB = "metrics.db"
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ def scalar_like(value: float, like: torch.Tensor) -> torch.Tensor:
     """`value` as a 0-dim tensor of `like`'s dtype and device, made once and reused.
 
     An op given a Python number wraps it in a tensor and casts it on every call, which
-    costs more on a CPU than the op itself on the small tensors of these networks (about
-    2.5 µs against 2). Compiled code makes the constant in its graph, which folds it in.
+    costs more on a CPU than the op itself on the small tensors of these networks.
+    Compiled code makes the constant in its graph, which folds it in.
     """
     if torch.compiler.is_compiling():
         return torch.full((), value, dtype=like.dtype, device=like.device)
@@ -87,17 +87,3 @@ def compile_function(fn: Fn, *, dynamic: bool | None = False, **inductor_options
     """
     options = {"fallback_random": True, **inductor_options}
     return torch.compile(fn, dynamic=dynamic, options=options)
-
-
-def check_cpp_compiler() -> None:
-    """`torch.compile` builds C++ kernels on a CPU: say so clearly if it cannot."""
-    from torch._inductor.cpp_builder import get_cpp_compiler
-
-    try:
-        get_cpp_compiler()
-    except Exception as exc:  # inductor's own error names the search, not the fix
-        raise RuntimeError(
-            "compile() on a CPU needs a C++ compiler (g++ or clang++ on the PATH, or "
-            "the CXX environment variable), and none was found; install one, or train "
-            f"without compile(). ({exc})"
-        ) from exc

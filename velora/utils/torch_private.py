@@ -5,7 +5,12 @@ arithmetic, so Adam/AdamW are stepped by calling the fused kernel that `step()` 
 ends in (`torch._fused_adam_`), on the optimiser's own state: the same numbers and the
 same saved state. Before the first such call, one step on throwaway tensors is checked
 against `step()`; on a torch where a name is missing, a signature changed or the
-numbers differ, every step goes through `step()` instead.
+numbers differ, every step goes through `step()` instead. The Polyak update uses
+`torch._foreach_lerp_` where it exists.
+
+`check_cpp_compiler` asks inductor for its C++ compiler, so `compile()` fails up front
+with a useful message; on a torch without that function the check is skipped and
+`torch.compile` reports a missing compiler itself, later.
 """
 
 from typing import Any
@@ -167,3 +172,19 @@ def _self_check() -> bool:
             return False
         _call_kernel(ours, [grad, grad], *state)
     return all(torch.equal(a, b) for a, b in pairs)
+
+
+def check_cpp_compiler() -> None:
+    """`torch.compile` builds C++ kernels on a CPU: say so clearly if it cannot."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:
+        return
+    try:
+        get_cpp_compiler()
+    except Exception as exc:  # inductor's own error names the search, not the fix
+        raise RuntimeError(
+            "compile() on a CPU needs a C++ compiler (g++ or clang++ on the PATH, or "
+            "the CXX environment variable), and none was found; install one, or train "
+            f"without compile(). ({exc})"
+        ) from exc

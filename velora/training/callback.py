@@ -1,4 +1,8 @@
-"""The callback protocol: named hooks the training loop calls, each a no-op by default."""
+"""The callback base class: named hooks the training loop calls, each a no-op by default.
+
+It belongs to the loop that calls it (`velora.callbacks` re-exports it with the
+built-in callbacks).
+"""
 
 from typing import TYPE_CHECKING, Any
 
@@ -6,7 +10,7 @@ if TYPE_CHECKING:
     import gymnasium as gym
 
     from velora.metrics import EpisodeRecord
-    from velora.training import TrainState
+    from velora.training.state import TrainState
 
 
 class TrainCallback:
