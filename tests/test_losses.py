@@ -192,3 +192,28 @@ def test_an_override_trains_saves_loads_and_compiles(tmp_path, monkeypatch):
     torch.testing.assert_close(compiled_losses, eager_losses, rtol=1e-4, atol=1e-5)
     counters = torch._dynamo.utils.counters
     assert counters["stats"]["unique_graphs"] == 3 and not counters["graph_break"]
+
+
+@pytest.mark.parametrize("env_id", ["InvertedPendulum-v5", "Pendulum-v1", "CartPole-v1"])
+def test_hand_written_gradients_equal_the_autograd_losses(env_id, monkeypatch):
+    """The fast path against the package's own losses, in float64 on one batch: every
+    gradient each optimiser steps with, over two updates (Adam state, updated critics)."""
+    agent = NeuroFlow(env_id, 8, 16, buffer_size=1000, seed=3, initial_alpha=0.3)
+    for module in agent.state_modules().values():
+        module.double()
+    with torch.no_grad():
+        agent.log_alpha.data = agent.log_alpha.data.double()
+    agent.buffer.storage = agent.buffer.storage.double()
+    fill(agent)
+    grads = {}
+    for hand_written in (True, False):
+        twin = copy.deepcopy(agent)
+        twin.hand_written_gradients = hand_written
+        assert twin.uses_hand_written_gradients() == hand_written
+        grads[hand_written] = [step_gradients(twin, monkeypatch) for _ in range(2)]
+    for hand, auto in zip(grads[True], grads[False], strict=True):
+        assert hand.keys() == auto.keys() == {"critic", "actor", "alpha"}
+        for name in hand:
+            for h, a in zip(hand[name], auto[name], strict=True):
+                assert h.dtype == torch.float64
+                torch.testing.assert_close(h, a, rtol=1e-9, atol=1e-12, msg=name)

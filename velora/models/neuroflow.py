@@ -26,7 +26,7 @@ from velora.models.optim import make_optimizer
 from velora.models.persistence import load_agent, save_agent
 from velora.models.sac import EAGER_LOSSES, SoftActorCritic, compile_losses
 from velora.nn import LiquidNCPNetwork
-from velora.training.config import TrainRecord
+from velora.training.config import BUFFER_SIZE, TrainRecord
 from velora.training.progress import TrainProgress
 from velora.utils import active_parameters, set_device, set_seed, total_parameters
 from velora.utils.checks import check_int, check_positive
@@ -77,7 +77,7 @@ class NeuroFlow(SoftActorCritic):
         critic_neurons: int,
         *,
         optim: type[torch.optim.Optimizer] = torch.optim.Adam,
-        buffer_size: int = 1_000_000,
+        buffer_size: int = BUFFER_SIZE,
         actor_lr: float = 3e-4,
         critic_lr: float = 3e-4,
         alpha_lr: float = 3e-4,

@@ -8,7 +8,8 @@ from typing import Any
 
 from velora.metrics.db import METRICS_DB
 
-#: NeuroFlow's sizes where a caller (the command line, a sweep) needs a default.
+#: NeuroFlow's sizes where a caller (the command line, a sweep) needs a default, and
+#: the replay buffer's default capacity.
 ACTOR_NEURONS = 20
 CRITIC_NEURONS = 128
 BUFFER_SIZE = 1_000_000
