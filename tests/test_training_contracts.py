@@ -86,3 +86,14 @@ def test_progress_is_one_object_the_loop_advances(tmp_path):
     assert progress.experiment_id == summary.experiment_id == agent.experiment_id
     assert agent.episodes_done == 3 and agent.steps_done == summary.steps
     assert agent.config.train.warmup_steps == 32 and agent.config.train.n_episodes == 3
+
+
+def test_the_training_settings_load_without_torch():
+    """`velora train --help` builds its options from `TrainConfig`: that must stay light."""
+    code = (
+        "import sys, velora.training\n"
+        "print([m for m in ('torch', 'gymnasium') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

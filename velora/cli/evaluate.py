@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from velora.cli.common import CLIError, console
+from velora.training.config import TrainConfig
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -24,7 +25,9 @@ def evaluate(
         Path | None, typer.Option(metavar="DIR", help="Record every episode as mp4 into DIR.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first episode's reset.")] = None,
-    max_steps: Annotated[int, typer.Option(help="Steps after which an episode is cut.")] = 1000,
+    max_steps: Annotated[
+        int, typer.Option(help=TrainConfig.help("max_steps"))
+    ] = TrainConfig.max_steps,
     device: Annotated[
         str | None, typer.Option(help="Torch device \\[default: the saved one, or cpu].")
     ] = None,

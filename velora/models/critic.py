@@ -144,7 +144,7 @@ def _stack_backward(
         return None, params
     weights = tape.weights[0] if x_grad is True else tape.weights[0][..., x_grad]
     # The sum over critics as a chain of matrix products: on these narrow inputs a
-    # `bmm` and a `sum` take twice as long.
+    # `bmm` and a `sum` take longer.
     grads, weights = grad.unbind(), weights.unbind()
     x_grad_sum = torch.mm(grads[0], weights[0])
     for critic_grad, weight in zip(grads[1:], weights[1:], strict=True):

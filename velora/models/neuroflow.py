@@ -275,8 +275,8 @@ class NeuroFlow(SoftActorCritic):
         on the fixed cost of each tensor op, which compiled code removes (the README's
         throughput table has the figures). The price is a compile the first time each
         stage runs (PyTorch caches the result on disk for later runs), so it pays off
-        on long runs, not short ones. An overridden loss is compiled too. Random draws come
-        from the eager generator, so a seeded run draws the same noise compiled or
+        on long runs, not short ones. An overridden loss is compiled too. Random draws
+        come from the eager generator, so a seeded run draws the same noise compiled or
         not. `inductor_options` go to `torch.compile(options=...)`; on a CPU they
         default to `cpp_wrapper=True`. Saves do not record it: a loaded agent runs
         eager until compiled again.

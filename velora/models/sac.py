@@ -8,8 +8,8 @@ expectation over the policy is a single reparameterised sample (weight 1) for a
 squashed Gaussian and an exact probability-weighted sum for a categorical policy.
 
 To change the algorithm, subclass `NeuroFlow` and override a loss (see
-`docs/training.md`, "Changing the losses"); the update, the loop, saving and
-`compile()` pick the override up. The default losses also have hand-written gradients
+`docs/algorithm.md`); the update, the loop, saving and `compile()` pick the override
+up. The default losses also have hand-written gradients
 (`velora.models.handwritten_update`), which run only while none of these is overridden
 and are tested against them.
 """

@@ -1,13 +1,14 @@
 """The training loop, its settings, the callback base class and the state callbacks see.
 
-`TrainConfig`, `TrainCallback` and `TrainState` import nothing heavy; the loop itself
-(torch, gymnasium) loads on first use of `train_agent` or `evaluate_agent`.
+Everything here but the loop imports neither torch nor gymnasium; the loop loads on the
+first use of `train_agent`.
 """
 
 from typing import Any
 
 from velora.training.callback import TrainCallback
 from velora.training.config import TrainConfig
+from velora.training.evaluate import evaluate_agent
 from velora.training.progress import TrainProgress
 from velora.training.state import TrainState, TrainSummary
 
@@ -27,8 +28,4 @@ def __getattr__(name: str) -> Any:
         from velora.training.loop import train_agent
 
         return train_agent
-    if name == "evaluate_agent":
-        from velora.training.evaluate import evaluate_agent
-
-        return evaluate_agent
     raise AttributeError(f"module 'velora.training' has no attribute {name!r}")

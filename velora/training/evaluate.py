@@ -2,12 +2,18 @@
 
 from typing import TYPE_CHECKING
 
+from velora.training.config import TrainConfig
+
 if TYPE_CHECKING:
     from velora.models import NeuroFlow
 
 
 def evaluate_agent(
-    agent: "NeuroFlow", n_episodes: int = 5, *, max_steps: int = 1000, seed: int | None = None
+    agent: "NeuroFlow",
+    n_episodes: int = 5,
+    *,
+    max_steps: int = TrainConfig.max_steps,
+    seed: int | None = None,
 ) -> list[float]:
     """Returns of `n_episodes` deterministic episodes on `agent.eval_env`.
 
