@@ -265,3 +265,60 @@ def test_spec_query_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_import_alone_in_fresh_interpreter() -> None:
     code = "import sys, velora.metrics; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+RECORD_A_RUN = """
+import sys, time
+from velora.metrics import MetricsWriter
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))  # every process opens at the same moment
+writer = MetricsWriter(sys.argv[1])
+print(writer.start("NeuroFlow", "CartPole-v1", "{}"))
+"""
+
+
+def test_runs_started_at_the_same_moment_are_all_recorded(tmp_path: Path) -> None:
+    """Two trainings opening one new database together: both create-if-missing the
+    schema, neither fails, both runs get their row (per database: 2 processes, 4 files)."""
+    import time
+
+    paths = [tmp_path / f"race{i}.db" for i in range(4)]
+    start = str(time.time() + 3.0)  # after every interpreter has imported
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RECORD_A_RUN, str(path), start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for path in paths
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr[-2000:]
+    for path in paths:
+        with sqlite3.connect(path) as connection:
+            ids = [row[0] for row in connection.execute("SELECT id FROM experiment ORDER BY id")]
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+        assert ids == [1, 2] and mode == "wal"
+
+
+def test_an_older_database_gains_missing_tables_without_losing_rows(tmp_path: Path) -> None:
+    """Opening creates only what is missing: rows already there stay."""
+    path = tmp_path / "old.db"
+    writer = MetricsWriter(path)
+    experiment = writer.start("NeuroFlow", "CartPole-v1", "{}")
+    writer.add(EpisodeRecord(1, 1.0, 1, 1.0, 0.0, math.nan, math.nan, math.nan))
+    writer.flush()
+    get_db_engine(path).dispose()
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP INDEX ix_episode_experiment_id")
+    from velora.metrics import db as metrics_db
+
+    metrics_db._engines.clear()
+    get_db_engine(path)
+    with sqlite3.connect(path) as connection:
+        indexes = {row[1] for row in connection.execute("PRAGMA index_list(episode)")}
+        rows = connection.execute("SELECT experiment_id, reward FROM episode").fetchall()
+    assert "ix_episode_experiment_id" in indexes and rows == [(experiment, 1.0)]

@@ -1,19 +1,23 @@
 """Opening `metrics.db`: one cached, WAL-mode SQLite engine per file."""
 
 import os
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, inspect
-from sqlalchemy.exc import DatabaseError
-from sqlmodel import SQLModel
+from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from velora.metrics.tables import Episode, Experiment
 
 #: The database `train()` appends to, and the commands read, unless told otherwise.
 METRICS_DB = "metrics.db"
 _TABLES = (Experiment.__table__, Episode.__table__)  # type: ignore[attr-defined]
+#: How long a connection waits for another process's lock (seconds).
+_BUSY_TIMEOUT = 30.0
 _engines: dict[Path, Engine] = {}
 _lock = threading.Lock()
 
@@ -39,40 +43,74 @@ def get_db_engine(path: str | os.PathLike[str] = METRICS_DB) -> Engine:
 
 
 def _open(path: Path) -> Engine:
-    engine = create_engine(URL.create("sqlite", database=str(path)))
-    event.listen(engine, "connect", _set_pragmas)
     try:
-        SQLModel.metadata.create_all(engine, tables=list(_TABLES))
-        _check_schema(engine, path)
-    except DatabaseError as err:
-        engine.dispose()
-        raise ValueError(f"{path} is not a usable Velora metrics database: {err.orig}") from err
-    except ValueError:
-        engine.dispose()
-        raise
+        _create_schema(path)
+    except sqlite3.DatabaseError as err:
+        raise ValueError(f"{path} is not a usable Velora metrics database: {err}") from err
+    engine = create_engine(
+        URL.create("sqlite", database=str(path)), connect_args={"timeout": _BUSY_TIMEOUT}
+    )
+    event.listen(engine, "connect", _set_pragmas)
     return engine
 
 
+def _create_schema(path: Path) -> None:
+    """Create whichever tables and indexes are missing, safely against other processes.
+
+    Two trainings may open a new database at the same moment: one transaction that
+    takes the write lock up front (`BEGIN IMMEDIATE`; the other waits for it) and
+    `IF NOT EXISTS` make creating the schema, or adding a table to an older database,
+    a no-op for whoever comes second. A foreign database whose same-named tables lack
+    our columns is a `ValueError`, and is left as it was.
+    """
+    dialect = sqlite.dialect()
+    connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for table in _TABLES:
+                create = CreateTable(table, if_not_exists=True).compile(dialect=dialect)
+                connection.execute(str(create))
+                found = {row[1] for row in connection.execute(f"PRAGMA table_info({table.name})")}
+                missing = sorted(set(table.columns.keys()) - found)
+                if missing:
+                    raise ValueError(
+                        f"{path} is not a Velora metrics database: table {table.name!r} "
+                        f"lacks columns {missing}. Use another path or move the file."
+                    )
+                for index in sorted(table.indexes, key=lambda index: str(index.name)):
+                    connection.execute(
+                        str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+                    )
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        _use_wal(connection)
+    finally:
+        connection.close()
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL (it stays so). SQLite answers this pragma "locked" at once
+    rather than waiting while another process holds a lock, so retry for a while."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers query while training writes; NORMAL sync is safe under WAL."""
+    """NORMAL sync is safe under WAL (set once per file, in `_create_schema`)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _check_schema(engine: Engine, path: Path) -> None:
-    """Catch a foreign database whose same-named tables lack our columns."""
-    inspector = inspect(engine)
-    for table in _TABLES:
-        found = {col["name"] for col in inspector.get_columns(table.name)}
-        missing = sorted(set(table.columns.keys()) - found)
-        if missing:
-            raise ValueError(
-                f"{path} is not a Velora metrics database: table {table.name!r} "
-                f"lacks columns {missing}. Use another path or move the file."
-            )
 
 
 def _forget_engines_after_fork() -> None:
