@@ -3,7 +3,15 @@
 from velora.callbacks.checkpoints import SaveCheckpoints
 from velora.callbacks.comet import CometAnalytics
 from velora.callbacks.early_stopping import EarlyStopping
+from velora.callbacks.evaluate import Evaluate
 from velora.callbacks.video import RecordVideos
 from velora.training import TrainCallback
 
-__all__ = ["TrainCallback", "EarlyStopping", "SaveCheckpoints", "RecordVideos", "CometAnalytics"]
+__all__ = [
+    "TrainCallback",
+    "Evaluate",
+    "EarlyStopping",
+    "SaveCheckpoints",
+    "RecordVideos",
+    "CometAnalytics",
+]

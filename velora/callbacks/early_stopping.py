@@ -1,6 +1,7 @@
 """Stop training once the agent keeps reaching a target return."""
 
-from velora.training import TrainCallback, TrainState, evaluate_agent
+from velora.callbacks.evaluate import Evaluate
+from velora.training import TrainCallback, TrainState
 from velora.utils.checks import check_int
 
 
@@ -11,8 +12,8 @@ class EarlyStopping(TrainCallback):
     episodes act stochastically, which keeps their returns below what the policy can
     do (markedly so for discrete SAC's high entropy target); with `eval_every=k` the
     check instead runs every `k` episodes and scores the mean return of `eval_episodes`
-    deterministic episodes on `agent.eval_env` (no learning, training's random streams
-    untouched).
+    deterministic episodes (an `Evaluate` run inside, so they are recorded in the
+    metrics database's `evaluation` table too).
 
     Args:
         target: the return to reach.
@@ -37,6 +38,7 @@ class EarlyStopping(TrainCallback):
         self.patience = patience
         self.eval_every = eval_every
         self.eval_episodes = eval_episodes
+        self.evaluation = None if eval_every is None else Evaluate(eval_every, eval_episodes)
         self.streak = 0
         self.last_score: float | None = None
 
@@ -44,11 +46,10 @@ class EarlyStopping(TrainCallback):
         self.streak = 0
 
     def on_episode_end(self, state: TrainState) -> bool:
-        if self.eval_every is None:
+        if self.evaluation is None:
             score = state.episode_reward
-        elif (state.episode - state.start_episode) % self.eval_every == 0:
-            returns = evaluate_agent(state.agent, self.eval_episodes, max_steps=state.max_steps)
-            score = sum(returns) / len(returns)
+        elif self.evaluation.due(state):
+            score = self.evaluation.evaluate(state).mean_return
         else:
             return True
         self.last_score = score

@@ -9,12 +9,15 @@ from velora.metrics.report import (
     plot_runs,
     write_html_report,
 )
-from velora.metrics.tables import Episode, Experiment
-from velora.metrics.writer import EpisodeRecord, MetricsWriter
+from velora.metrics.tables import Episode, Evaluation, Experiment
+from velora.metrics.writer import EpisodeRecord, EvaluationRecord, MetricsWriter, write_evaluation
 
 __all__ = [
     "Experiment",
     "Episode",
+    "Evaluation",
+    "EvaluationRecord",
+    "write_evaluation",
     "get_db_engine",
     "MetricsWriter",
     "EpisodeRecord",

@@ -11,11 +11,11 @@ from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from velora.metrics.tables import Episode, Experiment
+from velora.metrics.tables import Episode, Evaluation, Experiment
 
 #: The database `train()` appends to, and the commands read, unless told otherwise.
 METRICS_DB = "metrics.db"
-_TABLES = (Experiment.__table__, Episode.__table__)  # type: ignore[attr-defined]
+_TABLES = (Experiment.__table__, Episode.__table__, Evaluation.__table__)  # type: ignore[attr-defined]
 #: How long a connection waits for another process's lock (seconds).
 _BUSY_TIMEOUT = 30.0
 _engines: dict[Path, Engine] = {}

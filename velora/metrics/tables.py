@@ -90,3 +90,18 @@ class Episode(SQLModel, table=True):
     critic_loss: float = _metric()
     entropy_loss: float = _metric()
     created_at: datetime = _timestamp()
+
+
+class Evaluation(SQLModel, table=True):
+    """One evaluation of the deterministic policy during training (`Evaluate`)."""
+
+    __tablename__ = "evaluation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id", index=True)
+    episode_num: int
+    steps: int
+    mean_return: float = _metric()
+    std_return: float = _metric()
+    mean_length: float = _metric()
+    created_at: datetime = _timestamp()

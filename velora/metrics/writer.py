@@ -10,7 +10,7 @@ from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from velora.metrics.db import METRICS_DB, get_db_engine
-from velora.metrics.tables import Episode, Experiment, utc_now
+from velora.metrics.tables import Episode, Evaluation, Experiment, utc_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,32 @@ class EpisodeRecord:
     def __post_init__(self) -> None:
         for field in fields(self):
             object.__setattr__(self, field.name, field.type(getattr(self, field.name)))
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRecord:
+    """One evaluation's numbers, coerced like `EpisodeRecord`'s."""
+
+    episode_num: int
+    steps: int
+    mean_return: float
+    std_return: float
+    mean_length: float
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            object.__setattr__(self, field.name, field.type(getattr(self, field.name)))
+
+
+def write_evaluation(
+    path: str | os.PathLike[str], experiment_id: int, record: EvaluationRecord
+) -> None:
+    """Append one evaluation of `experiment_id` to the `evaluation` table at once."""
+    row = {field.name: getattr(record, field.name) for field in fields(record)}
+    with get_db_engine(path).begin() as connection:
+        connection.execute(
+            insert(Evaluation), [{**row, "experiment_id": experiment_id, "created_at": utc_now()}]
+        )
 
 
 class MetricsWriter:

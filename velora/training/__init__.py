@@ -8,13 +8,15 @@ from typing import Any
 
 from velora.training.callback import TrainCallback
 from velora.training.config import TrainConfig
-from velora.training.evaluate import evaluate_agent
+from velora.training.evaluate import EvaluationResult, evaluate_agent, evaluate_policy
 from velora.training.progress import TrainProgress
 from velora.training.state import TrainState, TrainSummary
 
 __all__ = [
     "train_agent",
     "evaluate_agent",
+    "evaluate_policy",
+    "EvaluationResult",
     "TrainCallback",
     "TrainConfig",
     "TrainProgress",

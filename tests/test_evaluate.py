@@ -1,0 +1,98 @@
+"""`Evaluate`: deterministic evaluations during training, recorded in `metrics.db`."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from velora.callbacks import EarlyStopping, Evaluate
+from velora.callbacks.evaluate import EVAL_SEED_OFFSET
+from velora.models import NeuroFlow
+from velora.training import evaluate_policy
+
+TINY = {"actor_neurons": 8, "critic_neurons": 16, "buffer_size": 2000}
+
+
+def evaluations(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(
+            "SELECT experiment_id, episode_num, steps, mean_return, std_return, mean_length "
+            "FROM evaluation ORDER BY id"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "InvertedPendulum-v5"])
+def test_evaluations_are_recorded_and_reproducible_from_the_agent(env_id, tmp_path):
+    db = tmp_path / "metrics.db"
+    agent = NeuroFlow(env_id, **TINY, seed=0)
+    evaluate = Evaluate(every=3, episodes=2)
+    summary = agent.train(16, n_episodes=6, callbacks=[evaluate], db_path=str(db))
+    rows = evaluations(db)
+    assert [row[1] for row in rows] == [3, 6]
+    assert all(row[0] == summary.experiment_id for row in rows)
+    assert rows[-1][2] == summary.steps and 0 < rows[0][2] < rows[-1][2]
+    assert [episode for episode, _ in evaluate.results] == [3, 6]
+    assert evaluate.best == max(result.mean_return for _, result in evaluate.results)
+
+    # The last one ran on the agent as it ended: the same seeds give the same numbers,
+    # also after a save and load.
+    agent.save(tmp_path / "agent")
+    loaded = NeuroFlow.load(tmp_path / "agent")
+    for policy in (agent, loaded):
+        again = evaluate_policy(policy, 2, seed=policy.seed + EVAL_SEED_OFFSET)
+        assert rows[-1][3:] == pytest.approx(
+            (again.mean_return, again.std_return, again.mean_length), abs=1e-9
+        )
+
+
+def test_evaluating_leaves_training_exactly_as_it_would_have_been(tmp_path):
+    """No learning and no draw from training's random streams: same weights either way."""
+    trained = []
+    for callbacks in ([], [Evaluate(every=1, episodes=2)]):
+        agent = NeuroFlow("InvertedPendulum-v5", **TINY, seed=3)
+        agent.train(16, n_episodes=5, callbacks=callbacks, db_path=str(tmp_path / "m.db"))
+        trained.append(agent)
+    for a, b in zip(trained[0].actor.parameters(), trained[1].actor.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert trained[0].progress.steps == trained[1].progress.steps
+
+
+def test_early_stopping_records_its_evaluations(tmp_path):
+    db = tmp_path / "metrics.db"
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    stop = EarlyStopping(target=1e9, eval_every=2, eval_episodes=1)
+    agent.train(16, n_episodes=4, callbacks=[stop], db_path=str(db))
+    rows = evaluations(db)
+    assert [row[1] for row in rows] == [2, 4] and stop.last_score == rows[-1][3]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"every": 0}, "every must be an integer >= 1"),
+        ({"every": 2, "episodes": -1}, "episodes must be an integer >= 1"),
+        ({"every": 2.5}, "every must be an integer >= 1"),
+    ],
+)
+def test_bad_evaluation_settings_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Evaluate(**kwargs)
+
+
+def test_a_database_from_before_evaluations_gains_the_table_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "old.db"
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    agent.train(16, n_episodes=2, db_path=str(db))
+    from velora.metrics import db as metrics_db
+
+    for engine in metrics_db._engines.values():
+        engine.dispose()
+    metrics_db._engines.clear()
+    with sqlite3.connect(db) as connection:
+        connection.execute("DROP TABLE evaluation")
+        episodes = connection.execute("SELECT * FROM episode").fetchall()
+    agent.train(16, n_episodes=2, callbacks=[Evaluate(every=2)], db_path=str(db))
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT * FROM episode LIMIT 2").fetchall() == episodes
+    assert [row[1] for row in evaluations(db)] == [4]
