@@ -96,3 +96,25 @@ def test_a_database_from_before_evaluations_gains_the_table_and_keeps_its_rows(t
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT * FROM episode LIMIT 2").fetchall() == episodes
     assert [row[1] for row in evaluations(db)] == [4]
+
+
+def test_runs_and_reports_show_the_evaluations(tmp_path):
+    from velora.metrics import list_runs, load_runs, plot_runs, write_html_report
+
+    db = tmp_path / "metrics.db"
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    agent.train(16, n_episodes=4, callbacks=[Evaluate(every=2, episodes=2)], db_path=str(db))
+    NeuroFlow("CartPole-v1", **TINY, seed=1).train(16, n_episodes=2, db_path=str(db))
+    rows = evaluations(db)
+    first, second = list_runs(db)
+    assert (first.evaluations, first.best_eval) == (2, max(row[3] for row in rows))
+    assert second.evaluations == 0 and second.best_eval != second.best_eval  # NaN
+
+    (run,) = load_runs(db, [first.id])
+    assert run.eval_episode == [2, 4] and run.eval_mean == [row[3] for row in rows]
+    figure = plot_runs(db, [first.id])
+    panel = next(ax for ax in figure.axes if ax.get_title().startswith("Episode return"))
+    points = [line for line in panel.lines if line.get_marker() == "D"]
+    assert len(points) == 1 and list(points[0].get_ydata()) == run.eval_mean
+    page = write_html_report(db, [first.id], tmp_path / "report.html").read_text()
+    assert "best evaluation" in page and "evaluated after episode" in page

@@ -57,7 +57,8 @@ def list_runs(
         out.print(f"{db} holds no runs yet.")
         return
     table = Table(title=f"Runs in {db}")
-    for name in ("id", "agent", "env", "episodes", "steps", "best avg", "last avg", "created"):
+    names = ("id", "agent", "env", "episodes", "steps", "best avg", "last avg", "best eval")
+    for name in (*names, "created"):
         table.add_column(name, justify="left" if name in ("agent", "env") else "right")
     for run in runs:
         table.add_row(
@@ -68,6 +69,7 @@ def list_runs(
             f"{run.steps:,}",
             _number(run.best_moving_avg),
             _number(run.last_moving_avg),
+            _number(run.best_eval),
             run.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)

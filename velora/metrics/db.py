@@ -63,25 +63,13 @@ def _create_schema(path: Path) -> None:
     a no-op for whoever comes second. A foreign database whose same-named tables lack
     our columns is a `ValueError`, and is left as it was.
     """
-    dialect = sqlite.dialect()
     connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None)
     try:
+        if _schema_complete(connection, path):
+            return  # nothing to write: a read-only file is fine
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for table in _TABLES:
-                create = CreateTable(table, if_not_exists=True).compile(dialect=dialect)
-                connection.execute(str(create))
-                found = {row[1] for row in connection.execute(f"PRAGMA table_info({table.name})")}
-                missing = sorted(set(table.columns.keys()) - found)
-                if missing:
-                    raise ValueError(
-                        f"{path} is not a Velora metrics database: table {table.name!r} "
-                        f"lacks columns {missing}. Use another path or move the file."
-                    )
-                for index in sorted(table.indexes, key=lambda index: str(index.name)):
-                    connection.execute(
-                        str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
-                    )
+            _create_missing(connection, path)
         except BaseException:
             connection.execute("ROLLBACK")
             raise
@@ -89,6 +77,38 @@ def _create_schema(path: Path) -> None:
         _use_wal(connection)
     finally:
         connection.close()
+
+
+def _schema_complete(connection: sqlite3.Connection, path: Path) -> bool:
+    """Whether every table and index is there (checking the tables' columns)."""
+    names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    for table in _TABLES:
+        if table.name in names:
+            _check_columns(connection, table, path)
+    wanted = {table.name for table in _TABLES}
+    wanted |= {str(index.name) for table in _TABLES for index in table.indexes}
+    return wanted <= names
+
+
+def _create_missing(connection: sqlite3.Connection, path: Path) -> None:
+    dialect = sqlite.dialect()
+    for table in _TABLES:
+        connection.execute(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        _check_columns(connection, table, path)
+        for index in sorted(table.indexes, key=lambda index: str(index.name)):
+            create = CreateIndex(index, if_not_exists=True).compile(dialect=dialect)
+            connection.execute(str(create))
+
+
+def _check_columns(connection: sqlite3.Connection, table: Any, path: Path) -> None:
+    """A foreign database's same-named table lacking our columns is a `ValueError`."""
+    found = {row[1] for row in connection.execute(f"PRAGMA table_info({table.name})")}
+    missing = sorted(set(table.columns.keys()) - found)
+    if missing:
+        raise ValueError(
+            f"{path} is not a Velora metrics database: table {table.name!r} "
+            f"lacks columns {missing}. Use another path or move the file."
+        )
 
 
 def _use_wal(connection: sqlite3.Connection) -> None:

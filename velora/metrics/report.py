@@ -13,7 +13,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from velora.metrics.db import METRICS_DB, get_db_engine
-from velora.metrics.tables import Episode, Experiment
+from velora.metrics.tables import Episode, Evaluation, Experiment
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,7 +32,7 @@ FIGSIZE = (12.0, 7.0)
 DPI = 100
 _PANELS = [["return", "return", "length"], ["actor_loss", "critic_loss", "entropy_loss"]]
 _TITLES = {
-    "return": "Episode return (moving average ± std)",
+    "return": "Episode return (moving average ± std; diamonds: evaluations)",
     "length": "Episode length",
     "actor_loss": "Actor loss",
     "critic_loss": "Critic loss",
@@ -54,6 +54,9 @@ class RunSummary:
     last_moving_avg: float
     max_return: float
     config: dict
+    #: evaluations of the deterministic policy (`Evaluate`), and the best mean return.
+    evaluations: int = 0
+    best_eval: float = math.nan
 
     @property
     def label(self) -> str:
@@ -73,6 +76,10 @@ class RunData:
     actor_loss: list[float]
     critic_loss: list[float]
     entropy_loss: list[float]
+    #: the evaluations: after which episode, their mean return and its std.
+    eval_episode: list[int] = field(default_factory=list)
+    eval_mean: list[float] = field(default_factory=list)
+    eval_std: list[float] = field(default_factory=list)
 
 
 def _engine(db_path: str | os.PathLike[str]):
@@ -119,10 +126,15 @@ def _summaries(session: Session, run_ids: Sequence[int] | None) -> list[RunSumma
     )
     if run_ids is not None:
         query = query.where(Experiment.id.in_(run_ids))
+    eval_stats = select(
+        Evaluation.experiment_id, func.count(Evaluation.id), func.max(Evaluation.mean_return)
+    ).group_by(Evaluation.experiment_id)
+    evals = {experiment_id: (n, best) for experiment_id, n, best in session.exec(eval_stats)}
     runs = []
     for experiment, _, count, steps, best_avg, max_return, last_num in session.exec(
         query.order_by(Experiment.id)
     ):
+        n_evals, best_eval = evals.get(experiment.id, (0, None))
         last_avg = math.nan
         if last_num is not None:
             last_avg = session.exec(
@@ -146,6 +158,8 @@ def _summaries(session: Session, run_ids: Sequence[int] | None) -> list[RunSumma
                 last_moving_avg=math.nan if last_avg is None else float(last_avg),
                 max_return=math.nan if max_return is None else float(max_return),
                 config=config if isinstance(config, dict) else {},
+                evaluations=n_evals,
+                best_eval=math.nan if best_eval is None else float(best_eval),
             )
         )
     return runs
@@ -189,6 +203,9 @@ def load_runs(
             rows = session.exec(
                 select(Episode).where(Episode.experiment_id == run_id).order_by(Episode.episode_num)
             ).all()
+            evaluations = session.exec(
+                select(Evaluation).where(Evaluation.experiment_id == run_id).order_by(Evaluation.id)
+            ).all()
             runs.append(
                 RunData(
                     summary=found[run_id],
@@ -200,6 +217,9 @@ def load_runs(
                     actor_loss=[r.actor_loss for r in rows],
                     critic_loss=[r.critic_loss for r in rows],
                     entropy_loss=[r.entropy_loss for r in rows],
+                    eval_episode=[e.episode_num for e in evaluations],
+                    eval_mean=[e.mean_return for e in evaluations],
+                    eval_std=[e.std_return for e in evaluations],
                 )
             )
         return runs
@@ -220,6 +240,17 @@ def _draw(runs: Sequence[RunData], figsize: tuple[float, float], dpi: int) -> "F
         ax.fill_between(x, lower, upper, color=color, alpha=0.15, linewidth=0)
         ax.plot(x, run.reward, color=color, alpha=0.3, linewidth=0.8)
         ax.plot(x, run.reward_moving_avg, color=color, linewidth=2, label=run.summary.label)
+        if run.eval_episode:  # deterministic evaluations, as points with their std
+            ax.errorbar(
+                run.eval_episode,
+                run.eval_mean,
+                yerr=run.eval_std,
+                fmt="D",
+                color=color,
+                markersize=5,
+                capsize=3,
+                label=f"{run.summary.label}: evaluations",
+            )
         axes["length"].plot(x, run.length, color=color, linewidth=1)
         for name in ("actor_loss", "critic_loss", "entropy_loss"):
             axes[name].plot(x, getattr(run, name), color=color, linewidth=1)
@@ -317,6 +348,7 @@ def write_html_report(
             r.summary.best_moving_avg,
             r.summary.last_moving_avg,
             r.summary.max_return,
+            r.summary.best_eval,
         )
         for r in runs
     ]
@@ -326,6 +358,7 @@ def write_html_report(
             (
                 "run", "agent", "env", "created", "neurons (actor/critic)", "batch", "seed",
                 "episodes", "steps", "best moving avg", "last moving avg", "max return",
+                "best evaluation",
             ),
             run_rows,
         ),
@@ -360,6 +393,14 @@ def write_html_report(
                 ),
                 list(columns),
             )  # fmt: skip
+            + (
+                _table(
+                    ("evaluated after episode", "mean return", "std"),
+                    list(zip(r.eval_episode, r.eval_mean, r.eval_std, strict=True)),
+                )
+                if r.eval_episode
+                else ""
+            )
             + "</details>"
         )
     title = "Velora report: " + ", ".join(html.escape(r.summary.label) for r in runs)
