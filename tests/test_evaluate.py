@@ -118,3 +118,80 @@ def test_runs_and_reports_show_the_evaluations(tmp_path):
     assert len(points) == 1 and list(points[0].get_ydata()) == run.eval_mean
     page = write_html_report(db, [first.id], tmp_path / "report.html").read_text()
     assert "best evaluation" in page and "evaluated after episode" in page
+
+
+# ------------------------------------------------------------ stopping on no improvement
+
+from velora.callbacks import StopOnNoImprovement  # noqa: E402
+
+NEVER_BETTER = 1e9  # a min_delta no evaluation after the first can beat
+
+
+@pytest.mark.parametrize(("patience", "min_evals", "stops_at"), [(2, 0, 3), (2, 2, 4), (1, 0, 2)])
+def test_no_improvement_stops_at_the_predicted_evaluation(tmp_path, patience, min_evals, stops_at):
+    """With nothing counting as better, evaluation 1 sets the best and each later one
+    beyond the grace period adds to the count: the stop falls on a known evaluation."""
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    stop = StopOnNoImprovement(patience, min_delta=NEVER_BETTER, min_evals=min_evals)
+    # The stop comes first in the list: callbacks still run Evaluate first.
+    callbacks = [stop, Evaluate(every=2, episodes=1)]
+    summary = agent.train(16, n_episodes=40, callbacks=callbacks, db_path=str(tmp_path / "m.db"))
+    assert summary.early_stopped and summary.episodes == 2 * stops_at
+    assert len(evaluations(tmp_path / "m.db")) == stops_at
+
+
+def test_a_new_best_resets_the_count(tmp_path):
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    stop = StopOnNoImprovement(1, min_delta=0.0)
+    agent.train(
+        16,
+        n_episodes=12,
+        callbacks=[Evaluate(every=2, episodes=1), stop],
+        db_path=str(tmp_path / "m.db"),
+    )
+    means = [row[3] for row in evaluations(tmp_path / "m.db")]
+    # It stopped at the first evaluation that did not beat every one before it.
+    first_flat = next((i for i in range(1, len(means)) if means[i] <= max(means[:i])), None)
+    expected = len(means) if first_flat is None else first_flat + 1
+    assert len(means) == expected
+
+
+def test_the_count_and_the_best_evaluation_survive_save_and_load(tmp_path):
+    db = str(tmp_path / "m.db")
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    agent.train(
+        16,
+        n_episodes=4,
+        callbacks=[Evaluate(every=2, episodes=1), StopOnNoImprovement(3, min_delta=NEVER_BETTER)],
+        db_path=db,
+    )
+    best = agent.progress.callback_state["evaluation"]["best_mean_return"]
+    assert agent.progress.callback_state["StopOnNoImprovement"]["without_improvement"] == 1
+    agent.save(tmp_path / "agent", buffer=True)
+    resumed = NeuroFlow.load(tmp_path / "agent", buffer=True)
+    evaluate = Evaluate(every=2, episodes=1)
+    summary = resumed.train(
+        16,
+        n_episodes=40,
+        callbacks=[evaluate, StopOnNoImprovement(3, min_delta=NEVER_BETTER)],
+        db_path=db,
+    )
+    # One without improvement was carried over: two more evaluations make three.
+    assert summary.early_stopped and summary.episodes == 4
+    assert evaluate.best >= best
+
+
+def test_no_improvement_without_evaluations_refuses_to_start(tmp_path):
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    with pytest.raises(ValueError, match="needs evaluations to rank: add an Evaluate"):
+        agent.train(
+            16, n_episodes=2, callbacks=[StopOnNoImprovement(2)], db_path=str(tmp_path / "x.db")
+        )
+    assert agent.progress.episodes == 0
+    for bad, message in (
+        ({"patience": 0}, "patience must be an integer >= 1"),
+        ({"patience": 2, "min_evals": -1}, "min_evals must be an integer >= 0"),
+        ({"patience": 2, "min_delta": -0.5}, "min_delta must be a number >= 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            StopOnNoImprovement(**bad)

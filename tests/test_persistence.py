@@ -689,5 +689,6 @@ def test_the_counters_are_saved_as_one_progress_object(saved):
         "recent_rewards": agent.progress.recent_rewards,
         "reward_max": agent.progress.reward_max,
         "experiment_id": agent.progress.experiment_id,
+        "callback_state": agent.progress.callback_state,
     }
     assert not {"episodes_done", "steps_done", "recent_rewards"} & meta.keys()

@@ -2,7 +2,7 @@
 
 from velora.callbacks.checkpoints import SaveCheckpoints
 from velora.callbacks.comet import CometAnalytics
-from velora.callbacks.early_stopping import EarlyStopping
+from velora.callbacks.early_stopping import EarlyStopping, StopOnNoImprovement
 from velora.callbacks.evaluate import Evaluate
 from velora.callbacks.video import RecordVideos
 from velora.training import TrainCallback
@@ -11,6 +11,7 @@ __all__ = [
     "TrainCallback",
     "Evaluate",
     "EarlyStopping",
+    "StopOnNoImprovement",
     "SaveCheckpoints",
     "RecordVideos",
     "CometAnalytics",

@@ -44,6 +44,8 @@ class EarlyStopping(TrainCallback):
 
     def on_train_start(self, state: TrainState) -> None:
         self.streak = 0
+        if self.evaluation is not None:
+            self.evaluation.on_train_start(state)
 
     def on_episode_end(self, state: TrainState) -> bool:
         if self.evaluation is None:
@@ -67,3 +69,64 @@ class EarlyStopping(TrainCallback):
             "eval_every": self.eval_every,
             "eval_episodes": self.eval_episodes,
         }
+
+
+class StopOnNoImprovement(TrainCallback):
+    """Stops training after `patience` evaluations in a row without a new best mean
+    return, by at least `min_delta`; the first `min_evals` evaluations never count
+    towards `patience` (a grace period, as in Stable-Baselines3's
+    `StopTrainingOnNoModelImprovement`).
+
+    It acts on the evaluations of an `Evaluate` (or `EarlyStopping(eval_every=...)`)
+    in the same run; without one it refuses to start. Its count is saved with the
+    agent, so a resumed run goes on counting.
+
+    Args:
+        patience: evaluations without improvement before stopping (>= 1).
+        min_delta: how much a mean return must beat the best to count as better.
+        min_evals: evaluations before any can count towards `patience`.
+    """
+
+    def __init__(self, patience: int, *, min_delta: float = 0.0, min_evals: int = 0) -> None:
+        check_int("patience", patience)
+        check_int("min_evals", min_evals, minimum=0)
+        if not min_delta >= 0.0:
+            raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}.")
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.min_evals = min_evals
+
+    def on_train_start(self, state: TrainState) -> None:
+        evaluates = any(
+            isinstance(c, Evaluate) or (isinstance(c, EarlyStopping) and c.evaluation)
+            for c in state.callbacks
+        )
+        if not evaluates:
+            raise ValueError(
+                "StopOnNoImprovement needs evaluations to rank: add an Evaluate(every=...) "
+                "callback (or EarlyStopping(..., eval_every=...)) to the same train() call."
+            )
+
+    def counts(self, state: TrainState) -> dict:
+        """Evaluations seen, the best mean return and evaluations since (saved state)."""
+        default = {"evaluations": 0, "best": None, "without_improvement": 0}
+        return state.agent.progress.callback_state.setdefault(type(self).__name__, default)
+
+    def on_episode_end(self, state: TrainState) -> bool:
+        latest = state.latest_evaluation
+        if latest is None or latest["episode"] != state.episode:
+            return True
+        counts = self.counts(state)
+        counts["evaluations"] += 1
+        mean = latest["mean_return"]
+        if counts["best"] is None or mean > counts["best"] + self.min_delta:
+            counts["best"], counts["without_improvement"] = mean, 0
+        elif counts["evaluations"] > self.min_evals:
+            counts["without_improvement"] += 1
+        return counts["without_improvement"] < self.patience
+
+    def summary(self) -> str:
+        return f"StopOnNoImprovement(patience={self.patience} evaluations)"
+
+    def config(self) -> dict:
+        return {"patience": self.patience, "min_delta": self.min_delta, "min_evals": self.min_evals}

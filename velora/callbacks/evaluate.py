@@ -10,14 +10,18 @@ EVAL_SEED_OFFSET = 10_000
 
 
 class Evaluate(TrainCallback):
+    order = -10  # before the callbacks that act on evaluations
+
     """Every `every` episodes, play `episodes` deterministic episodes on `agent.eval_env`
     (no learning; training's random streams untouched) and record their mean, std and
     length in the `evaluation` table of the run's metrics database.
 
     Each evaluation starts its episodes from the same states (`reset(seed=seed + i)`,
     by default the agent's seed plus `EVAL_SEED_OFFSET`), so evaluations are compared
-    on equal terms. `results` holds them as `(episode, EvaluationResult)` pairs, and
-    `best` the best mean return so far.
+    on equal terms. `results` holds this run's as `(episode, EvaluationResult)` pairs,
+    and `best` the best mean return so far, over the agent's life (it is saved with the
+    agent, as is the latest evaluation, `TrainState.latest_evaluation`). Evaluations run
+    before the other callbacks' hooks of the same episode, which can act on them.
 
     Args:
         every: evaluate after every this many episodes of this `train()` call.
@@ -54,14 +58,28 @@ class Evaluate(TrainCallback):
         )
         write_evaluation(state.db_path, state.experiment_id, record)
         self.results.append((state.episode, result))
-        improved = self.best is None or result.mean_return > self.best
-        self.best = result.mean_return if improved else self.best
+        previous = state.latest_evaluation
+        best = None if previous is None else previous["best_mean_return"]
+        improved = best is None or result.mean_return > best
+        self.best = result.mean_return if improved else best
+        state.agent.progress.callback_state["evaluation"] = {
+            "episode": state.episode,
+            "steps": state.step,
+            "mean_return": result.mean_return,
+            "std_return": result.std_return,
+            "mean_length": result.mean_length,
+            "best_mean_return": self.best,
+        }
         print(
             f"Evaluation at episode {state.episode:,}: return {result.mean_return:.2f} "
             f"± {result.std_return:.2f} over {self.episodes} episodes"
             + (" (best so far)" if improved else "")
         )
         return result
+
+    def on_train_start(self, state: TrainState) -> None:
+        latest = state.latest_evaluation
+        self.best = None if latest is None else latest["best_mean_return"]
 
     def on_episode_end(self, state: TrainState) -> bool:
         if self.due(state):

@@ -31,6 +31,10 @@ class TrainCallback:
                 return state.elapsed < self.seconds
     """
 
+    #: Callbacks run in this order (lower first; ties keep the list's order), so that
+    #: one that makes something (an evaluation) runs before those that act on it.
+    order: int = 0
+
     #: The render mode this callback needs from the training env ("rgb_array" for
     #: videos); agents render only when a callback asks.
     render_mode: str | None = None

@@ -31,7 +31,7 @@ def _check_callbacks(callbacks: Sequence[TrainCallback] | None) -> list[TrainCal
             raise TypeError(
                 f"{callback!r} is not a callback; subclass velora.callbacks.TrainCallback."
             )
-    return callbacks
+    return sorted(callbacks, key=lambda callback: callback.order)
 
 
 @contextmanager
@@ -104,6 +104,7 @@ def train_agent(
     progress = agent.progress
     state = TrainState(
         agent=agent,
+        callbacks=tuple(callbacks),
         env=agent.env,
         env_id=agent.env_id,
         env_name=env_name(agent.env_id),

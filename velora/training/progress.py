@@ -1,6 +1,7 @@
 """How far an agent has trained: the counters that carry over between `train()` calls."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -21,3 +22,5 @@ class TrainProgress:
     """The best return so far."""
     experiment_id: int | None = None
     """The run's row in the metrics database, once recorded."""
+    callback_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What callbacks carry over to a resumed run (JSON values), by callback name."""

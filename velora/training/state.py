@@ -42,6 +42,7 @@ class TrainState:
         reward_moving_avg, reward_moving_std, reward_max: statistics of the returns.
         losses: mean actor/critic/entropy losses of the last finished episode.
         status: "running", "completed", "early_stopped", "interrupted" or "failed".
+        callbacks: the run's callbacks, in the order their hooks run.
         start_time: `time.perf_counter()` when training began.
     """
 
@@ -71,6 +72,12 @@ class TrainState:
         raise AttributeError(
             "TrainState is read-only for callbacks; return False from a hook to stop training."
         )
+
+    @property
+    def latest_evaluation(self) -> dict[str, Any] | None:
+        """The run's last evaluation (`Evaluate`): episode, steps, mean_return,
+        std_return, mean_length, best_mean_return; None before the first."""
+        return self.agent.progress.callback_state.get("evaluation")
 
     @property
     def elapsed(self) -> float:
