@@ -13,6 +13,12 @@ from velora.metrics.db import METRICS_DB, get_db_engine
 from velora.metrics.tables import Episode, Evaluation, Experiment, utc_now
 
 
+def _coerce_fields(record: Any) -> None:
+    """Each field of a frozen record cast to its declared type (`int`/`float`)."""
+    for field in fields(record):
+        object.__setattr__(record, field.name, field.type(getattr(record, field.name)))
+
+
 @dataclass(frozen=True, slots=True)
 class EpisodeRecord:
     """One finished episode's numbers, as plain Python values.
@@ -31,9 +37,7 @@ class EpisodeRecord:
     critic_loss: float
     entropy_loss: float
 
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            object.__setattr__(self, field.name, field.type(getattr(self, field.name)))
+    __post_init__ = _coerce_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +50,7 @@ class EvaluationRecord:
     std_return: float
     mean_length: float
 
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            object.__setattr__(self, field.name, field.type(getattr(self, field.name)))
+    __post_init__ = _coerce_fields
 
 
 def write_evaluation(
