@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from velora.callbacks import EarlyStopping
-from velora.metrics import Episode, get_db_engine
+from velora.metrics import Episode, Evaluation, get_db_engine
 from velora.models import NeuroFlow
 from velora.training import evaluate_agent
 
@@ -28,7 +28,11 @@ print(f"Deterministic evaluation over 5 episodes: {sum(returns) / len(returns):.
 
 with Session(get_db_engine()) as session:
     rows = session.exec(select(Episode).where(Episode.experiment_id == summary.experiment_id)).all()
+    evaluations = session.exec(
+        select(Evaluation).where(Evaluation.experiment_id == summary.experiment_id)
+    ).all()
 print(
-    f"{len(rows)} episodes of experiment {summary.experiment_id} are in "
-    f"{Path('metrics.db').resolve()} (tables 'experiment' and 'episode')."
+    f"{len(rows)} episodes and {len(evaluations)} evaluations of experiment "
+    f"{summary.experiment_id} are in {Path('metrics.db').resolve()} (tables 'experiment', "
+    "'episode' and 'evaluation')."
 )
