@@ -329,6 +329,8 @@ def test_seed_snippet_combination():
         "dirname": "nf",
         "frequency": 5,
         "buffer": True,
+        "best": False,
+        "keep_last": None,
     }
     assert config["train"]["callbacks"]["EarlyStopping"] == {
         "target": 15.0,
@@ -358,7 +360,13 @@ def test_bad_frequency(frequency):
 def test_defaults_and_description():
     cb = SaveCheckpoints("nf")
     assert (cb.frequency, cb.buffer) == (100, False)
-    assert cb.config() == {"dirname": "nf", "frequency": 100, "buffer": False}
+    assert cb.config() == {
+        "dirname": "nf",
+        "frequency": 100,
+        "buffer": False,
+        "best": False,
+        "keep_last": None,
+    }
     assert "nf" in cb.summary()
 
 

@@ -1,6 +1,6 @@
 """Stop training once the agent keeps reaching a target return."""
 
-from velora.callbacks.evaluate import Evaluate
+from velora.callbacks.evaluate import Evaluate, has_evaluations
 from velora.training import TrainCallback, TrainState
 from velora.utils.checks import check_int
 
@@ -39,6 +39,9 @@ class EarlyStopping(TrainCallback):
         self.eval_every = eval_every
         self.eval_episodes = eval_episodes
         self.evaluation = None if eval_every is None else Evaluate(eval_every, eval_episodes)
+        self.evaluates = self.evaluation is not None
+        if self.evaluates:  # its evaluations come before the callbacks acting on them
+            self.order = Evaluate.order
         self.streak = 0
         self.last_score: float | None = None
 
@@ -97,11 +100,7 @@ class StopOnNoImprovement(TrainCallback):
         self.min_evals = min_evals
 
     def on_train_start(self, state: TrainState) -> None:
-        evaluates = any(
-            isinstance(c, Evaluate) or (isinstance(c, EarlyStopping) and c.evaluation)
-            for c in state.callbacks
-        )
-        if not evaluates:
+        if not has_evaluations(state):
             raise ValueError(
                 "StopOnNoImprovement needs evaluations to rank: add an Evaluate(every=...) "
                 "callback (or EarlyStopping(..., eval_every=...)) to the same train() call."

@@ -11,6 +11,7 @@ EVAL_SEED_OFFSET = 10_000
 
 class Evaluate(TrainCallback):
     order = -10  # before the callbacks that act on evaluations
+    evaluates = True
 
     """Every `every` episodes, play `episodes` deterministic episodes on `agent.eval_env`
     (no learning; training's random streams untouched) and record their mean, std and
@@ -69,6 +70,7 @@ class Evaluate(TrainCallback):
             "std_return": result.std_return,
             "mean_length": result.mean_length,
             "best_mean_return": self.best,
+            "improved": improved,
         }
         print(
             f"Evaluation at episode {state.episode:,}: return {result.mean_return:.2f} "
@@ -91,3 +93,9 @@ class Evaluate(TrainCallback):
 
     def config(self) -> dict:
         return {"every": self.every, "episodes": self.episodes, "seed": self.seed}
+
+
+def has_evaluations(state: TrainState) -> bool:
+    """Whether some callback of the run evaluates the policy (`Evaluate`, or
+    `EarlyStopping` with `eval_every`, which runs one)."""
+    return any(callback.evaluates for callback in state.callbacks)

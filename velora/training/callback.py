@@ -35,6 +35,10 @@ class TrainCallback:
     #: one that makes something (an evaluation) runs before those that act on it.
     order: int = 0
 
+    #: Whether it evaluates the policy into `TrainState.latest_evaluation` (`Evaluate`):
+    #: callbacks that act on evaluations check that some callback does.
+    evaluates: bool = False
+
     #: The render mode this callback needs from the training env ("rgb_array" for
     #: videos); agents render only when a callback asks.
     render_mode: str | None = None

@@ -1,8 +1,11 @@
 """Crash-safe file writes."""
 
+import ctypes
 import json
 import math
 import os
+import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -44,3 +47,41 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the
+    system has no such call."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno), str(b))
+    return True
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put the complete folder `new` in `target`'s place, replacing what is there.
+
+    On Linux the two are swapped in one step, so a crash at any moment leaves `target`
+    whole, old or new; elsewhere the old folder is moved aside first, which leaves a
+    moment without `target`. The old folder is then deleted.
+    """
+    if not target.exists():
+        os.rename(new, target)
+    elif _exchange(new, target):
+        shutil.rmtree(new)  # it now holds the old folder
+    else:
+        aside = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(target, aside)
+        os.rename(new, target)
+        shutil.rmtree(aside)
+    fsync_path(target.parent)
