@@ -4,6 +4,7 @@ from velora.callbacks.checkpoints import SaveCheckpoints
 from velora.callbacks.comet import CometAnalytics
 from velora.callbacks.early_stopping import EarlyStopping, StopOnNoImprovement
 from velora.callbacks.evaluate import Evaluate
+from velora.callbacks.tensorboard import TensorBoardLogger
 from velora.callbacks.video import RecordVideos
 from velora.training import TrainCallback
 
@@ -15,4 +16,5 @@ __all__ = [
     "SaveCheckpoints",
     "RecordVideos",
     "CometAnalytics",
+    "TensorBoardLogger",
 ]

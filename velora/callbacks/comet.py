@@ -1,6 +1,5 @@
 """Track training runs online with Comet (the optional `velora[comet]` extra)."""
 
-import math
 import os
 import re
 import sys
@@ -12,6 +11,7 @@ import gymnasium as gym
 from dotenv import dotenv_values
 from gymnasium.wrappers import RecordVideo
 
+from velora.callbacks.tracking import episode_metrics
 from velora.metrics import EpisodeRecord
 from velora.training import TrainCallback, TrainState
 
@@ -130,19 +130,8 @@ class CometAnalytics(TrainCallback):
             self.experiment.log_code(file_name=str(script))
 
     def on_log(self, state: TrainState, records: tuple[EpisodeRecord, ...]) -> None:
-        for r in records:
-            metrics = {
-                "episode/return": r.reward,
-                "episode/length": r.length,
-                "reward/moving_avg": r.reward_moving_avg,
-                "reward/moving_upper": r.reward_moving_avg + r.reward_moving_std,
-                "reward/moving_lower": r.reward_moving_avg - r.reward_moving_std,
-                "losses/actor_loss": r.actor_loss,
-                "losses/critic_loss": r.critic_loss,
-                "losses/entropy_loss": r.entropy_loss,
-            }
-            metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
-            self.experiment.log_metrics(metrics, step=r.episode_num)
+        for record in records:
+            self.experiment.log_metrics(episode_metrics(record), step=record.episode_num)
 
     def on_train_end(self, state: TrainState) -> None:
         if self.experiment is None:
