@@ -63,8 +63,9 @@ class CriticEnsemble(nn.Module):
 
         Weights outside the masks are exactly zero (set so at construction and after
         loading); where autograd records the pass they are multiplied by the masks, so
-        their gradients are zero too and they stay zero under any optimiser. The SAC
-        update does not come here: it uses `forward_saved` and `backward`.
+        their gradients are zero too and they stay zero under any optimiser. The
+        autograd losses come here; the hand-written update uses `forward_saved` and
+        `backward`.
         """
         weights, biases = list(self.weights), list(self.biases)
         if frozen:

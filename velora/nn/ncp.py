@@ -16,8 +16,7 @@ class LiquidTape(NamedTuple):
     """What the hand-written backward of one liquid step reuses from its forward."""
 
     x: torch.Tensor
-    masks: list[torch.Tensor]  # inter, cell heads, motor
-    weights: list[torch.Tensor]  # the same layers' weights
+    weights: list[torch.Tensor]  # inter, cell heads, motor
     joined: torch.Tensor  # the cell's input: inter activity | hidden state
     ff: torch.Tensor  # tanh(ff1) | tanh(ff2)
     gate: torch.Tensor  # sigmoid(time_a + time_b)
@@ -96,13 +95,13 @@ class LiquidNCPNetwork(nn.Module):
                 "call the network under autograd instead."
             )
         with torch.no_grad():
-            return _liquid_step(x, hidden, self._fused_params(), self._fused_masks())
+            return _liquid_step(x, hidden, self._fused_params(), save=True)
 
     def backward(self, tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
         """The parameters' gradients, in `parameters()` order, of a `forward_saved` pass
         from `grad_output` w.r.t. its output (the new hidden state's taken as zero)."""
         with torch.no_grad():
-            return _liquid_step_backward(tape, grad_output)
+            return _liquid_step_backward(tape, grad_output, self._fused_masks())
 
     def _fused_layers(self) -> tuple[SparseLinear, SparseLinear, SparseLinear]:
         """The default-mode step's three sparse layers, in `parameters()` order."""
@@ -130,19 +129,20 @@ def _liquid_step(
     x: torch.Tensor,
     hidden: torch.Tensor,
     params: list[torch.Tensor],
-    masks: list[torch.Tensor] | None = None,
+    *,
+    save: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, LiquidTape | None]:
     """inter → Mish → default-mode CfC cell (ts = 1) → Mish → motor, without autograd.
 
     The weights are used as they are: outside their masks they are exactly zero (see
-    `LiquidNCPNetwork`). Returns the output, the new hidden state and, given the masks,
-    the tape `_liquid_step_backward` reuses; without them (acting) Mish is `F.mish`,
-    one op instead of the ones that keep its backward's terms.
+    `LiquidNCPNetwork`). Returns the output, the new hidden state and, with `save`, the
+    tape `_liquid_step_backward` reuses; without it (acting) Mish is `F.mish`, one op
+    instead of the ones that keep its backward's terms.
     """
     w_in, b_in, w_cell, b_cell, w_out, b_out = params
     size = hidden.shape[-1]
     inter_pre = F.linear(x, w_in, b_in)
-    inter, inter_mish = mish_with_terms(inter_pre) if masks else (F.mish(inter_pre), None)
+    inter, inter_mish = mish_with_terms(inter_pre) if save else (F.mish(inter_pre), None)
     joined = torch.cat((inter, hidden), dim=-1)
     # `split_with_sizes`, not `split`: the latter is a Python wrapper around it.
     ff, time_a, time_b, projection = F.linear(joined, w_cell, b_cell).split_with_sizes(
@@ -153,20 +153,23 @@ def _liquid_step(
     gate = torch.sigmoid(time_a + time_b)
     new_hidden = torch.lerp(ff1, ff2, gate)
     command_pre = projection + new_hidden
-    if not masks:
+    if not save:
         return F.linear(F.mish(command_pre), w_out, b_out), new_hidden, None
     command, command_mish = mish_with_terms(command_pre)
     output = F.linear(command, w_out, b_out)
     weights = [w_in, w_cell, w_out]
-    tape = LiquidTape(x, masks, weights, joined, ff, gate, command, inter_mish, command_mish)
+    tape = LiquidTape(x, weights, joined, ff, gate, command, inter_mish, command_mish)
     return output, new_hidden, tape
 
 
-def _liquid_step_backward(tape: LiquidTape, grad_output: torch.Tensor) -> list[torch.Tensor]:
+def _liquid_step_backward(
+    tape: LiquidTape, grad_output: torch.Tensor, masks: list[torch.Tensor]
+) -> list[torch.Tensor]:
     """The chain rule of `_liquid_step` from the output's gradient (the new hidden
-    state's taken as zero): the 6 parameters' gradients, in `parameters()` order."""
+    state's taken as zero): the 6 parameters' gradients, in `parameters()` order, the
+    weights' masked by `masks`."""
     w_in, w_cell, w_out = tape.weights
-    mask_in, mask_cell, mask_out = tape.masks
+    mask_in, mask_cell, mask_out = masks
     size = tape.gate.shape[-1]
     gate, ff = tape.gate, tape.ff
     grad_pre = mish_backward(grad_output @ w_out, tape.command_mish)  # d/d(projection + h')

@@ -1,6 +1,7 @@
 """Crash-safe file writes."""
 
 import ctypes
+import functools
 import json
 import math
 import os
@@ -52,14 +53,22 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 
 
+@functools.cache
+def _renameat2() -> Any:
+    """libc's `renameat2`, or None where the system has no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the
     system has no such call."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if result != 0:
