@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from velora.callbacks import CometAnalytics, EarlyStopping, RecordVideos, SaveCheckpoints
-from velora.callbacks.comet import comet_settings, flatten, is_offline
+from velora.callbacks import (
+    CometAnalytics,
+    EarlyStopping,
+    Evaluate,
+    MLflowLogger,
+    RecordVideos,
+    SaveCheckpoints,
+)
+from velora.callbacks.comet import comet_settings, is_offline
+from velora.callbacks.tracking import flatten
 from velora.models import NeuroFlow
 
 # comet_ml turns on Sentry error reports (network) for a random half of its imports,
@@ -273,3 +281,24 @@ def test_summary():
     assert "velora-tests" in CometAnalytics("velora-tests").summary()
     with pytest.raises(ValueError, match="project_name"):
         CometAnalytics("")
+
+
+def test_evaluations_reach_comet_and_mlflow_in_one_run(offline, tmp_path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    callbacks = [CometAnalytics("velora-tests"), MLflowLogger(uri), Evaluate(every=2, episodes=2)]
+    tiny_agent().train(16, n_episodes=4, callbacks=callbacks, log_freq=2)
+    with sqlite3.connect("metrics.db") as db:
+        rows = db.execute("SELECT episode_num, mean_return, std_return FROM evaluation").fetchall()
+    assert [row[0] for row in rows] == [2, 4]
+
+    on_comet = Archive(offline).metrics()
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("velora").experiment_id])
+    history = client.get_metric_history(run.info.run_id, "eval/mean_return")
+    on_mlflow = {metric.step: metric.value for metric in history}
+    for episode, mean, std in rows:
+        assert on_comet["eval/mean_return", episode] == [pytest.approx(mean)]
+        assert on_comet["eval/std_return", episode] == [pytest.approx(std)]
+        assert on_mlflow[episode] == pytest.approx(mean)

@@ -11,7 +11,7 @@ import gymnasium as gym
 from dotenv import dotenv_values
 from gymnasium.wrappers import RecordVideo
 
-from velora.callbacks.tracking import episode_metrics
+from velora.callbacks.tracking import episode_metrics, flatten, new_evaluation_metrics
 from velora.metrics import EpisodeRecord
 from velora.training import TrainCallback, TrainState
 
@@ -44,17 +44,6 @@ def is_offline(settings: dict[str, str]) -> bool:
     )
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one level of `a/b/c` keys."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 class CometAnalytics(TrainCallback):
     """Logs a training run to a Comet experiment.
 
@@ -69,8 +58,10 @@ class CometAnalytics(TrainCallback):
     `reward/moving_upper` (avg + std), `reward/moving_lower` (avg - std) and
     `losses/{actor,critic,entropy}_loss`. Episodes played before learning starts (the
     warm-up) have no losses, so their loss metrics are skipped rather than logged as NaN.
-    When training ends, the videos recorded by `RecordVideos` (or any `RecordVideo`
-    wrapper on the training env) during this run are uploaded.
+    Evaluations (`Evaluate`) are logged at their episode as `eval/mean_return`,
+    `eval/std_return` and `eval/mean_length`. When training ends, the videos recorded
+    by `RecordVideos` (or any `RecordVideo` wrapper on the training env) during this
+    run are uploaded.
 
     Args:
         project_name: the Comet project to log to.
@@ -132,6 +123,10 @@ class CometAnalytics(TrainCallback):
     def on_log(self, state: TrainState, records: tuple[EpisodeRecord, ...]) -> None:
         for record in records:
             self.experiment.log_metrics(episode_metrics(record), step=record.episode_num)
+
+    def on_episode_end(self, state: TrainState) -> None:
+        if metrics := new_evaluation_metrics(state):
+            self.experiment.log_metrics(metrics, step=state.episode)
 
     def on_train_end(self, state: TrainState) -> None:
         if self.experiment is None:

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from velora.callbacks.tracking import episode_metrics, evaluation_metrics
+from velora.callbacks.tracking import episode_metrics, new_evaluation_metrics
 from velora.metrics import EpisodeRecord
 from velora.training import TrainCallback, TrainState
 
@@ -49,11 +49,8 @@ class TensorBoardLogger(TrainCallback):
         writer.flush()
 
     def on_episode_end(self, state: TrainState) -> None:
-        latest = state.latest_evaluation
-        if latest is not None and latest["episode"] == state.episode:
-            writer = self._writer(state)
-            for name, value in evaluation_metrics(latest).items():
-                writer.add_scalar(name, value, global_step=state.episode)
+        for name, value in new_evaluation_metrics(state).items():
+            self._writer(state).add_scalar(name, value, global_step=state.episode)
 
     def on_train_end(self, state: TrainState) -> None:
         if self.writer is not None:

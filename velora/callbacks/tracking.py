@@ -1,8 +1,10 @@
-"""What every tracker logs, under the same names (Comet's, TensorBoard's)."""
+"""What every tracker logs, under the same names (Comet's, TensorBoard's, MLflow's)."""
 
 import math
+from typing import Any
 
 from velora.metrics import EpisodeRecord
+from velora.training import TrainState
 
 
 def episode_metrics(record: EpisodeRecord) -> dict[str, float]:
@@ -27,3 +29,26 @@ def evaluation_metrics(evaluation: dict) -> dict[str, float]:
         "eval/std_return": evaluation["std_return"],
         "eval/mean_length": evaluation["mean_length"],
     }
+
+
+def new_evaluation_metrics(state: TrainState) -> dict[str, float]:
+    """The evaluation made at the episode that just ended, by tracker name; empty if none.
+
+    Trackers call it from `on_episode_end`: `Evaluate` runs first (its `order`), so an
+    evaluation due at this episode is already in the state.
+    """
+    latest = state.latest_evaluation
+    if latest is None or latest["episode"] != state.episode:
+        return {}
+    return evaluation_metrics(latest)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of `a/b/c` keys (trackers take flat parameters)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
