@@ -104,10 +104,16 @@ def test_local_sweep_reports_what_each_trial_wrote(ray):
 
 
 def test_grid_over_a_parameter_with_tune_search_objects(ray):
+    from mlflow import MlflowClient
     from ray import tune
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
 
+    uri = f"sqlite:///{Path('mlflow.db').resolve()}"
+    logger = MLflowLoggerCallback(uri, experiment_name="sweep")
     space = {**TINY, "actor_lr": [1e-3, 3e-4], "gamma": tune.choice([0.95]), "updates_per_step": 2}
-    sweep = run_sweep("CartPole-v1", space, seeds=[3], n_episodes=3, num_cpus=2, **FAST)
+    sweep = run_sweep(
+        "CartPole-v1", space, seeds=[3], n_episodes=3, num_cpus=2, callbacks=[logger], **FAST
+    )
 
     assert sorted(row.config["actor_lr"] for row in sweep) == [3e-4, 1e-3]
     for row in sweep:
@@ -118,6 +124,24 @@ def test_grid_over_a_parameter_with_tune_search_objects(ray):
         assert agent.config.gamma == 0.95
         assert agent.config.train.updates_per_step == 2  # train() arguments reach train()
         assert agent.episodes_done == 3  # n_episodes % log_freq != 0: the last write counts
+
+    # Ray's own MLflow logger got every trial's reports: one MLflow run per trial.
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    by_lr = {float(run.data.params["actor_lr"]): run for run in runs}
+    assert sorted(by_lr) == [3e-4, 1e-3]
+    for row in sweep:
+        run_id = by_lr[row.config["actor_lr"]].info.run_id
+        history = {  # metric -> {report number: value}
+            name: {m.step: m.value for m in client.get_metric_history(run_id, name)}
+            for name in ("episode", "reward_moving_avg")
+        }
+        reported = {
+            int(episode): history["reward_moving_avg"][step]
+            for step, episode in history["episode"].items()
+        }
+        averages = {e.episode_num: e.reward_moving_avg for e in episodes_of(row)}
+        assert reported == pytest.approx({2: averages[2], 3: averages[3]})
 
 
 @pytest.fixture
@@ -222,6 +246,14 @@ def test_bad_arguments_fail_before_any_trial(ray, kwargs, message):
     kwargs = {"env_id": "CartPole-v1", "search_space": TINY, **kwargs}
     with pytest.raises(ValueError, match=message):
         run_sweep(**kwargs)
+    check_nothing_started(ray)
+
+
+def test_training_callbacks_are_refused_as_sweep_callbacks(ray):
+    from velora.callbacks import EarlyStopping
+
+    with pytest.raises(TypeError, match=r"Ray Tune callbacks.*belong to train\(\)"):
+        run_sweep("CartPole-v1", TINY, seeds=[0], callbacks=[EarlyStopping(100.0)])
     check_nothing_started(ray)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from velora.gym import env_name, make_env
 from velora.models import NeuroFlow
-from velora.training import TrainConfig
+from velora.training import TrainCallback, TrainConfig
 from velora.tune.results import SweepResult, TrialRow
 from velora.tune.trial import METRIC, TIME_ATTR, TRAIN_PARAMS, TrialSettings, run_trial
 
@@ -178,6 +178,22 @@ def _row(result: Any, sweep_dir: Path) -> TrialRow:
     )
 
 
+def _check_tune_callbacks(callbacks: Sequence[Any] | None, base: type) -> list[Any]:
+    callbacks = list(callbacks or [])
+    for callback in callbacks:
+        if not isinstance(callback, base):
+            hint = (
+                " Training callbacks (velora.callbacks) belong to train(), not to sweeps."
+                if isinstance(callback, TrainCallback)
+                else ""
+            )
+            raise TypeError(
+                f"run_sweep's callbacks must be Ray Tune callbacks (ray.tune.Callback, e.g. "
+                f"ray.air.integrations.mlflow.MLflowLoggerCallback); got {callback!r}.{hint}"
+            )
+    return callbacks
+
+
 def run_sweep(
     env_id: str,
     search_space: Mapping[str, Any],
@@ -198,6 +214,7 @@ def run_sweep(
     storage_path: str | os.PathLike | None = None,
     name: str | None = None,
     verbose: int = 1,
+    callbacks: Sequence[Any] | None = None,
 ) -> SweepResult:
     """Train one NeuroFlow per point of a search space with Ray Tune; rank them.
 
@@ -227,6 +244,11 @@ def run_sweep(
             every node shares (e.g. NFS) on a multi-machine cluster.
         name: the sweep's folder name; default `<EnvName>_<timestamp>`.
         verbose: Ray Tune's console verbosity (0 silent, 1 status, 2 every result).
+        callbacks: Ray Tune callbacks for the sweep's run config, such as its logger
+            callbacks (`ray.air.integrations.mlflow.MLflowLoggerCallback`,
+            `ray.air.integrations.wandb.WandbLoggerCallback`): each trial's reports
+            reach them as they reach Tune. (Training callbacks, `velora.callbacks`,
+            belong to `train()`, not here.)
 
     Returns:
         A `SweepResult`: one row per trial, best reward moving average first. Each
@@ -259,6 +281,7 @@ def run_sweep(
     if num_cpus is not None:
         _check_int("num_cpus", num_cpus)
     resources = _check_resources(resources_per_trial or {"cpu": 1})
+    tune_callbacks = _check_tune_callbacks(callbacks, tune.Callback)
     tune_scheduler = _make_scheduler(scheduler, n_episodes, log_freq)
 
     param_space = {
@@ -298,7 +321,9 @@ def run_sweep(
                 trial_dirname_creator=_trial_dirname,
                 reuse_actors=True,  # saves a worker start (torch import) per trial
             ),
-            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=verbose),
+            run_config=tune.RunConfig(
+                name=name, storage_path=str(storage), verbose=verbose, callbacks=tune_callbacks
+            ),
         )
         results = tuner.fit()
         rows = [_row(result, storage / name) for result in results]
