@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from velora.callbacks import Evaluate, SaveCheckpoints, TrainCallback
+from velora.callbacks import Evaluate, SaveCheckpoints, StopOnNoImprovement, TrainCallback
 from velora.callbacks.evaluate import EVAL_SEED_OFFSET
 from velora.models import NeuroFlow
 from velora.training import evaluate_policy
@@ -118,3 +118,68 @@ def test_killing_the_process_mid_replacement_leaves_a_whole_best_folder(tmp_path
         loaded = NeuroFlow.load(best, buffer=True)  # whole: every checksum verifies
         loaded_alphas.append(loaded.entropy.item())
     assert len(loaded_alphas) >= 4
+
+
+def resumable_callbacks(dirname: str, *, resume: bool = False) -> list:
+    return [
+        Evaluate(every=2, episodes=2),
+        StopOnNoImprovement(patience=4, min_evals=2),
+        SaveCheckpoints(dirname, frequency=2, buffer=True, best=True, keep_last=2, resume=resume),
+    ]
+
+
+def actor_of(path: Path) -> list[torch.Tensor]:
+    return list(NeuroFlow.load(path).actor.parameters())
+
+
+@pytest.mark.parametrize("crashed", [False, True])
+def test_a_resumed_run_goes_on_in_its_folder_as_if_never_stopped(crashed):
+    whole = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    whole_summary = whole.train(16, n_episodes=12, callbacks=resumable_callbacks("whole"))
+
+    first = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    first.train(16, n_episodes=5, callbacks=resumable_callbacks("split"))
+    saves = Path("checkpoints/split/saves")
+    if crashed:  # killed before the end: no completed.json, only the checkpoints
+        (saves / "completed.json").unlink()
+    again = NeuroFlow.load(saves / "CartPole_final", buffer=True)
+    summary = again.train(16, n_episodes=7, callbacks=resumable_callbacks("split", resume=True))
+
+    whole_saves = Path("checkpoints/whole/saves")
+    assert again.progress.episodes == whole.progress.episodes
+    assert summary.early_stopped == whole_summary.early_stopped
+    names = sorted(p.name for p in saves.iterdir())
+    assert names == sorted(p.name for p in whole_saves.iterdir())
+    assert len([n for n in names if n.split("_")[-1].isdigit()]) == 2  # rotation went on
+    for name in names:
+        if name.startswith("CartPole_"):
+            for a, b in zip(actor_of(saves / name), actor_of(whole_saves / name), strict=True):
+                assert torch.equal(a, b), name
+    ours, theirs = (json.loads((s / "completed.json").read_text()) for s in (saves, whole_saves))
+    assert {**ours["best"], "path": ""} == {**theirs["best"], "path": ""}
+    assert ours["episodes"] == theirs["episodes"] and ours["status"] == theirs["status"]
+
+
+def test_resuming_refuses_another_agent_or_an_older_checkpoint():
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    agent.train(16, n_episodes=5, callbacks=resumable_callbacks("nf"))
+    before = sorted(p.name for p in SAVES.iterdir())
+
+    stranger = NeuroFlow("CartPole-v1", **TINY, seed=1)
+    with pytest.raises(ValueError, match="checkpoints of another agent.*differs in seed"):
+        stranger.train(16, n_episodes=2, callbacks=resumable_callbacks("nf", resume=True))
+    older = NeuroFlow.load(SAVES / "CartPole_4", buffer=True)
+    with pytest.raises(
+        ValueError, match=r"up to episode 5 \(CartPole_final\), past this agent's 4"
+    ):
+        older.train(16, n_episodes=2, callbacks=resumable_callbacks("nf", resume=True))
+    with pytest.raises(FileExistsError, match="resume=True"):
+        older.train(16, n_episodes=2, callbacks=resumable_callbacks("nf"))
+    assert stranger.progress.episodes == 0 and older.progress.episodes == 4
+    assert sorted(p.name for p in SAVES.iterdir()) == before  # completed.json kept too
+
+
+def test_resume_into_a_new_folder_starts_it():
+    agent = NeuroFlow("CartPole-v1", **TINY, seed=0)
+    agent.train(16, n_episodes=3, callbacks=resumable_callbacks("fresh", resume=True))
+    assert (Path("checkpoints/fresh/saves") / "CartPole_final").is_dir()

@@ -331,6 +331,7 @@ def test_seed_snippet_combination():
         "buffer": True,
         "best": False,
         "keep_last": None,
+        "resume": False,
     }
     assert config["train"]["callbacks"]["EarlyStopping"] == {
         "target": 15.0,
@@ -366,6 +367,7 @@ def test_defaults_and_description():
         "buffer": False,
         "best": False,
         "keep_last": None,
+        "resume": False,
     }
     assert "nf" in cb.summary()
 

@@ -10,9 +10,6 @@ EVAL_SEED_OFFSET = 10_000
 
 
 class Evaluate(TrainCallback):
-    order = -10  # before the callbacks that act on evaluations
-    evaluates = True
-
     """Every `every` episodes, play `episodes` deterministic episodes on `agent.eval_env`
     (no learning; training's random streams untouched) and record their mean, std and
     length in the `evaluation` table of the run's metrics database.
@@ -25,10 +22,14 @@ class Evaluate(TrainCallback):
     before the other callbacks' hooks of the same episode, which can act on them.
 
     Args:
-        every: evaluate after every this many episodes of this `train()` call.
+        every: evaluate after every episode whose number (over the agent's life, as
+            for checkpoints) is a multiple of this, so a resumed run keeps the rhythm.
         episodes: deterministic episodes per evaluation.
         seed: the first evaluation episode's reset seed.
     """
+
+    order = -10  # before the callbacks that act on evaluations
+    evaluates = True
 
     def __init__(self, every: int, episodes: int = 5, *, seed: int | None = None) -> None:
         check_int("every", every)
@@ -43,7 +44,7 @@ class Evaluate(TrainCallback):
 
     def due(self, state: TrainState) -> bool:
         """Whether the episode that just ended is one to evaluate after."""
-        return (state.episode - state.start_episode) % self.every == 0
+        return state.episode % self.every == 0
 
     def evaluate(self, state: TrainState) -> EvaluationResult:
         """Evaluate now, record it, print it; returns the result."""
