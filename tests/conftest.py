@@ -2,12 +2,17 @@
 
 import functools
 import itertools
+import os
 from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+
+# MLflow 3 reports usage to its telemetry server from a background thread; tests (and
+# the Ray workers they start, which inherit the environment) make no connections.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 _ids = itertools.count()
 

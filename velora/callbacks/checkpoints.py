@@ -143,8 +143,8 @@ class SaveCheckpoints(TrainCallback):
         return self._best_record(evaluation, target)
 
     def on_episode_end(self, state: TrainState) -> None:
-        latest = state.latest_evaluation
-        if self.best and latest and latest["episode"] == state.episode and latest["improved"]:
+        latest = state.new_evaluation
+        if self.best and latest and latest["improved"]:
             self._save_best(state, latest)
         if state.episode % self.frequency == 0:
             self._save(state, str(state.episode))

@@ -112,8 +112,8 @@ class StopOnNoImprovement(TrainCallback):
         return state.agent.progress.callback_state.setdefault(type(self).__name__, default)
 
     def on_episode_end(self, state: TrainState) -> bool:
-        latest = state.latest_evaluation
-        if latest is None or latest["episode"] != state.episode:
+        latest = state.new_evaluation
+        if latest is None:
             return True
         counts = self.counts(state)
         counts["evaluations"] += 1

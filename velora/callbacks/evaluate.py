@@ -47,7 +47,7 @@ class Evaluate(TrainCallback):
         return state.episode % self.every == 0
 
     def evaluate(self, state: TrainState) -> EvaluationResult:
-        """Evaluate now, record it, print it; returns the result."""
+        """Evaluate now and record it (the console shows it); returns the result."""
         agent = state.agent
         seed = agent.seed + EVAL_SEED_OFFSET if self.seed is None else self.seed
         result = evaluate_policy(agent, self.episodes, max_steps=state.max_steps, seed=seed)
@@ -67,17 +67,13 @@ class Evaluate(TrainCallback):
         state.agent.progress.callback_state["evaluation"] = {
             "episode": state.episode,
             "steps": state.step,
+            "episodes": self.episodes,
             "mean_return": result.mean_return,
             "std_return": result.std_return,
             "mean_length": result.mean_length,
             "best_mean_return": self.best,
             "improved": improved,
         }
-        print(
-            f"Evaluation at episode {state.episode:,}: return {result.mean_return:.2f} "
-            f"± {result.std_return:.2f} over {self.episodes} episodes"
-            + (" (best so far)" if improved else "")
-        )
         return result
 
     def on_train_start(self, state: TrainState) -> None:

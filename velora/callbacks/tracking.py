@@ -37,10 +37,8 @@ def new_evaluation_metrics(state: TrainState) -> dict[str, float]:
     Trackers call it from `on_episode_end`: `Evaluate` runs first (its `order`), so an
     evaluation due at this episode is already in the state.
     """
-    latest = state.latest_evaluation
-    if latest is None or latest["episode"] != state.episode:
-        return {}
-    return evaluation_metrics(latest)
+    latest = state.new_evaluation
+    return {} if latest is None else evaluation_metrics(latest)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

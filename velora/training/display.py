@@ -29,6 +29,7 @@ class TrainDisplay:
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[best]}"),
             console=self.console,
             transient=True,
         )
@@ -57,11 +58,14 @@ class TrainDisplay:
         self.console.rule("[bold]Velora training")
         self.console.print(table)
         self.progress.start()
-        self._task = self.progress.add_task("train", total=state.n_episodes)
+        self._task = self.progress.add_task("train", total=state.n_episodes, best="")
 
     def episode_end(self, state: TrainState, show: bool) -> None:
-        """Advance the bar; print a progress line every `display_count` episodes."""
+        """Advance the bar; print a progress line every `display_count` episodes, and
+        every evaluation as it is made (the bar keeps the best)."""
         self.progress.advance(self._task)
+        if (evaluation := state.new_evaluation) is not None:
+            self.evaluation(evaluation)
         if show:
             losses = state.losses
             self.console.print(
@@ -72,6 +76,17 @@ class TrainDisplay:
                 f"losses actor {losses['actor_loss']:.3f} critic {losses['critic_loss']:.3f} "
                 f"entropy {losses['entropy_loss']:.3f}"
             )
+
+    def evaluation(self, evaluation: dict) -> None:
+        best = evaluation["best_mean_return"]
+        self.console.print(
+            f"[bold]Evaluation[/] at episode {evaluation['episode']:,}: "
+            f"return {evaluation['mean_return']:.2f} ± {evaluation['std_return']:.2f}, "
+            f"length {evaluation['mean_length']:.1f} "
+            f"over {evaluation['episodes']} episodes"
+            + ("  [bold green]best so far[/]" if evaluation["improved"] else f"  (best {best:.2f})")
+        )
+        self.progress.update(self._task, best=f"best eval {best:.2f}")
 
     def finish(self, summary: TrainSummary, status: str, db_path: str) -> None:
         """Stop the bar and print the end summary."""

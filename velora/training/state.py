@@ -75,9 +75,17 @@ class TrainState:
 
     @property
     def latest_evaluation(self) -> dict[str, Any] | None:
-        """The run's last evaluation (`Evaluate`): episode, steps, mean_return,
-        std_return, mean_length, best_mean_return; None before the first."""
+        """The run's last evaluation (`Evaluate`): episode, steps, episodes (played),
+        mean_return, std_return, mean_length, best_mean_return, improved; None before
+        the first."""
         return self.agent.progress.callback_state.get("evaluation")
+
+    @property
+    def new_evaluation(self) -> dict[str, Any] | None:
+        """`latest_evaluation` if it was made at the episode that just ended, else None:
+        what callbacks acting on evaluations look at in `on_episode_end`."""
+        latest = self.latest_evaluation
+        return latest if latest is not None and latest["episode"] == self.episode else None
 
     @property
     def elapsed(self) -> float:
