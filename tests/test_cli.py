@@ -114,6 +114,8 @@ def results(work, empty, latest) -> dict[str, subprocess.CompletedProcess]:
         "unknown run": (work, "report", "1", "42", "--out", "x.png"),
         "bad suffix": (work, "report", "--out", "r.txt"),
         "patience alone": (empty, "train", "CartPole-v1", "--patience", "3"),
+        "best without evaluations": (empty, "train", "CartPole-v1", "--checkpoints", "x", "--best"),
+        "keep-last alone": (empty, "train", "CartPole-v1", "--keep-last", "2"),
         "videos without folder": (empty, "train", "CartPole-v1", "--record-videos"),
     }
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -215,7 +217,9 @@ def test_envs_filters_by_action_type(capfd):
         ("report text db", ["text.db is not a Velora metrics database"]),
         ("unknown run", ["no run with id 42", "run ids there: 1..1"]),
         ("bad suffix", ["--out must end in"]),
-        ("patience alone", ["--patience and --eval-every need --target"]),
+        ("patience alone", ["--patience needs --target"]),
+        ("best without evaluations", ["--best needs --eval-every"]),
+        ("keep-last alone", ["--best and --keep-last need --checkpoints"]),
         ("videos without folder", ["--record-videos needs --checkpoints"]),
     ],
 )
@@ -241,6 +245,10 @@ def run_main(args: list[str], capfd) -> subprocess.CompletedProcess:
         (["eval", "checkpoints/run1"], ["checkpoints/run1", "metadata.json is missing"]),
         (["eval", "no/such/folder"], ["no/such/folder", "does not exist"]),
         (TRAIN, ["checkpoints/run1/saves already holds checkpoints"]),
+        (
+            ["train", "CartPole-v1", "--episodes", "1", "--mlflow", "http://127.0.0.1:1"],
+            ["cannot reach the MLflow tracking store at 'http://127.0.0.1:1'"],
+        ),
     ],
 )
 def test_bad_input_after_torch_is_one_clear_line(work, monkeypatch, capfd, args, needles):
@@ -298,3 +306,35 @@ def test_train_compile_flag_compiles_the_agent(tmp_path, monkeypatch, capfd):
     assert agent._stages is not EAGER and agent.steps_done > 16  # it trained, compiled
     ok(run_main(args[:-1], capfd))
     assert len(compiled) == 1  # and without the flag it does not compile
+
+
+def test_train_evaluates_keeps_the_best_and_logs_to_every_tracker(tmp_path, monkeypatch, capfd):
+    from mlflow import MlflowClient
+    from test_tensorboard import scalars
+
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "train", "CartPole-v1", "--actor-neurons", "8", "--critic-neurons", "16",
+        "--batch-size", "16", "--episodes", "6", "--seed", "0", "--buffer-size", "1000",
+        "--eval-every", "2", "--eval-episodes", "2", "--checkpoints", "run", "--best",
+        "--frequency", "2", "--keep-last", "1", "--tensorboard", "tb",
+        "--mlflow", "sqlite:///mlflow.db",
+    ]  # fmt: skip
+    out = ok(run_main(args, capfd))
+    assert out.count("Evaluation at episode") == 3
+    with sqlite3.connect("metrics.db") as db:
+        evaluations = db.execute("SELECT episode_num, mean_return FROM evaluation").fetchall()
+    assert [episode for episode, _ in evaluations] == [2, 4, 6]
+    saves = Path("checkpoints/run/saves")
+    assert sorted(p.name for p in saves.iterdir() if p.is_dir()) == [
+        "CartPole_6", "CartPole_best", "CartPole_final"
+    ]  # fmt: skip
+    best = json.loads((saves / "completed.json").read_text())["best"]
+    assert best["mean_return"] == max(mean for _, mean in evaluations)
+
+    (run_dir,) = Path("tb").iterdir()
+    assert scalars(run_dir)["eval/mean_return"] == pytest.approx(dict(evaluations))
+    client = MlflowClient("sqlite:///mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("velora").experiment_id])
+    history = client.get_metric_history(run.info.run_id, "eval/mean_return")
+    assert {m.step: m.value for m in history} == pytest.approx(dict(evaluations))

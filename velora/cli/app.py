@@ -25,7 +25,7 @@ app.command("sweep", no_args_is_help=True)(sweep.sweep)
 
 # Errors that mean "your input is wrong" rather than "Velora has a bug": unknown env ids,
 # bad sizes, missing or foreign files (SaveError is a ValueError), a missing extra.
-EXPECTED = (CLIError, ValueError, FileNotFoundError, FileExistsError, ImportError)
+EXPECTED = (CLIError, ValueError, FileNotFoundError, FileExistsError, ImportError, ConnectionError)
 
 
 def _is_expected(error: Exception) -> bool:

@@ -11,7 +11,7 @@ from velora.training.config import ACTOR_NEURONS, BUFFER_SIZE, CRITIC_NEURONS, T
 
 AGENT = "Agent"
 TRAINING = "Training"
-STOPPING = "Early stopping"
+STOPPING = "Evaluation and early stopping"
 FILES = "Checkpoints and videos"
 TRACKING = "Tracking"
 
@@ -75,11 +75,14 @@ def train(
     eval_every: Annotated[
         int | None,
         typer.Option(
-            help="Check a 5-episode deterministic evaluation every N episodes instead of "
-            "each training return.",
+            help="Evaluate the deterministic policy every N episodes (recorded in --db); "
+            "with --target, stop on evaluations instead of training returns.",
             rich_help_panel=STOPPING,
         ),
     ] = None,  # fmt: skip
+    eval_episodes: Annotated[
+        int, typer.Option(help="Episodes per evaluation.", rich_help_panel=STOPPING)
+    ] = 5,
     checkpoints: Annotated[
         str | None,
         typer.Option(
@@ -92,6 +95,18 @@ def train(
     buffer: Annotated[
         bool, typer.Option(help="Save the replay buffer with checkpoints.", rich_help_panel=FILES)
     ] = False,
+    best: Annotated[
+        bool,
+        typer.Option(
+            "--best",
+            help="Keep the agent of the best evaluation in <EnvName>_best/ (needs --eval-every).",
+            rich_help_panel=FILES,
+        ),
+    ] = False,  # fmt: skip
+    keep_last: Annotated[
+        int | None,
+        typer.Option(help="Keep only the last N periodic checkpoints.", rich_help_panel=FILES),
+    ] = None,
     record_videos: Annotated[
         bool,
         typer.Option(
@@ -122,10 +137,31 @@ def train(
             rich_help_panel=TRACKING,
         ),
     ] = None,  # fmt: skip
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="LOG_DIR",
+            help="Log to TensorBoard event files under LOG_DIR (velora\\[tensorboard]).",
+            rich_help_panel=TRACKING,
+        ),
+    ] = None,  # fmt: skip
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URI",
+            help="Log to the MLflow tracking store at URI, e.g. sqlite:///mlflow.db "
+            "(velora\\[mlflow]).",
+            rich_help_panel=TRACKING,
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
     """Train a NeuroFlow agent on ENV_ID; metrics go to the --db database."""
-    if (patience is not None or eval_every is not None) and target is None:
-        raise CLIError("--patience and --eval-every need --target (the return to reach).")
+    if patience is not None and target is None:
+        raise CLIError("--patience needs --target (the return to reach).")
+    if (best or keep_last is not None) and checkpoints is None:
+        raise CLIError("--best and --keep-last need --checkpoints DIRNAME.")
+    if best and eval_every is None:
+        raise CLIError("--best needs --eval-every N: the evaluations rank the agents.")
     video_dir = videos or (checkpoints if record_videos else None)
     if record_videos and video_dir is None:
         raise CLIError("--record-videos needs --checkpoints DIRNAME or --videos DIRNAME.")
@@ -133,27 +169,36 @@ def train(
         raise CLIError("videos record one env; use --n-envs 1 with --record-videos/--videos.")
 
     # Heavy imports (torch, gymnasium) only once the arguments are known to make sense.
-    from velora.callbacks import CometAnalytics, EarlyStopping, RecordVideos, SaveCheckpoints
+    from velora import callbacks as cb
     from velora.gym import env_name
     from velora.models import NeuroFlow
 
     callbacks = []
-    if target is not None:
+    if target is not None:  # with --eval-every, its own evaluations are the recorded ones
+        patience = 3 if patience is None else patience
         callbacks.append(
-            EarlyStopping(
-                target, patience=3 if patience is None else patience, eval_every=eval_every
+            cb.EarlyStopping(
+                target, patience=patience, eval_every=eval_every, eval_episodes=eval_episodes
             )
         )
+    elif eval_every is not None:
+        callbacks.append(cb.Evaluate(every=eval_every, episodes=eval_episodes))
     saver = None
     if checkpoints is not None:
-        saver = SaveCheckpoints(checkpoints, frequency=frequency, buffer=buffer)
+        saver = cb.SaveCheckpoints(
+            checkpoints, frequency=frequency, buffer=buffer, best=best, keep_last=keep_last
+        )
         callbacks.append(saver)
     recorder = None
     if video_dir is not None:
-        recorder = RecordVideos(video_dir, frequency=video_frequency or frequency)
+        recorder = cb.RecordVideos(video_dir, frequency=video_frequency or frequency)
         callbacks.append(recorder)
     if comet is not None:
-        callbacks.append(CometAnalytics(comet))
+        callbacks.append(cb.CometAnalytics(comet))
+    if tensorboard is not None:
+        callbacks.append(cb.TensorBoardLogger(tensorboard))
+    if mlflow is not None:
+        callbacks.append(cb.MLflowLogger(mlflow))
 
     agent = NeuroFlow(
         env_id, actor_neurons, critic_neurons, buffer_size=buffer_size, device=device, seed=seed
