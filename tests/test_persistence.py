@@ -216,12 +216,13 @@ def same_number(a, b) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def test_resume_from_save_is_exact(tmp_path):
+@pytest.mark.parametrize("normalize_obs", [False, True], ids=["raw", "normalized"])
+def test_resume_from_save_is_exact(tmp_path, normalize_obs):
     n = 4
-    a = make_agent(seed=11)
+    a = make_agent(seed=11, normalize_obs=normalize_obs)
     train(a, 2 * n)
 
-    b = make_agent(seed=11)
+    b = make_agent(seed=11, normalize_obs=normalize_obs)
     train(b, n)
     assert b.steps_done > 2 * BATCH, "the first half must get past the warm-up"
     b.save(tmp_path / "half", buffer=True)
@@ -238,6 +239,7 @@ def test_resume_from_save_is_exact(tmp_path):
 
     ta, tr = module_tensors(a), module_tensors(resumed)
     assert ta.keys() == tr.keys()
+    assert ("obs_norm.mean" in ta) == normalize_obs
     assert any(k.startswith("critic_target.") for k in ta)
     for key in ta:
         assert torch.equal(ta[key], tr[key]), key

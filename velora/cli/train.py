@@ -43,6 +43,14 @@ def train(
         str | None,
         typer.Option(help="Torch device (cuda:0 if available, else cpu).", rich_help_panel=AGENT),
     ] = None,
+    normalize_obs: Annotated[
+        bool,
+        typer.Option(
+            "--normalize-obs",
+            help="Scale observations by running mean and variance, kept in the agent.",
+            rich_help_panel=AGENT,
+        ),
+    ] = False,  # fmt: skip
     batch_size: Annotated[int, _setting("batch_size")] = DEFAULTS.batch_size,
     episodes: Annotated[int, _setting("n_episodes")] = DEFAULTS.n_episodes,
     max_steps: Annotated[int, _setting("max_steps")] = DEFAULTS.max_steps,
@@ -201,7 +209,13 @@ def train(
         callbacks.append(cb.MLflowLogger(mlflow))
 
     agent = NeuroFlow(
-        env_id, actor_neurons, critic_neurons, buffer_size=buffer_size, device=device, seed=seed
+        env_id,
+        actor_neurons,
+        critic_neurons,
+        buffer_size=buffer_size,
+        device=device,
+        seed=seed,
+        normalize_obs=normalize_obs,
     )
     if compile_agent:
         agent.compile()

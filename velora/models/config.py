@@ -28,5 +28,6 @@ class AgentConfig(BaseModel):
     device: str
     actor_params: int
     critic_params: int
+    normalize_obs: bool = False
     #: the last `train()` call's settings and its callbacks' configs.
     train: TrainRecord | None = None

@@ -25,7 +25,7 @@ from velora.models.heads import PolicyHead, make_head
 from velora.models.optim import make_optimizer
 from velora.models.persistence import load_agent, save_agent
 from velora.models.sac import EAGER_LOSSES, SoftActorCritic, compile_losses
-from velora.nn import LiquidNCPNetwork
+from velora.nn import LiquidNCPNetwork, ObservationNormalizer
 from velora.training.config import BUFFER_SIZE, TrainRecord
 from velora.training.progress import TrainProgress
 from velora.utils import active_parameters, set_device, set_seed, total_parameters
@@ -42,7 +42,7 @@ def policy_step(
     agent: "NeuroFlow", state: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One policy step: `NeuroFlow.act`, as a function `torch.compile` can take."""
-    output, new_hidden = agent.actor(state, hidden)
+    output, new_hidden = agent.actor(agent.normalize(state), hidden)
     return agent.head.act(output, deterministic), new_hidden
 
 
@@ -68,6 +68,9 @@ class NeuroFlow(SoftActorCritic):
         gamma: discount factor.
         device: torch device; `cuda:0` when available if None.
         seed: seed for Python, NumPy, PyTorch, the wiring and the env; random if None.
+        normalize_obs: scale observations by running mean and variance (an
+            `ObservationNormalizer` inside the agent: updated while training, frozen
+            when predicting, saved and exported with the agent).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class NeuroFlow(SoftActorCritic):
         gamma: float = 0.99,
         device: str | torch.device | None = None,
         seed: int | None = None,
+        normalize_obs: bool = False,
     ) -> None:
         # Two neurons at least: one inter and one command neuron.
         check_int("actor_neurons", actor_neurons, minimum=2)
@@ -108,6 +112,8 @@ class NeuroFlow(SoftActorCritic):
             raise ValueError(f"log_std must be a (min, max) pair with min < max, got {log_std}.")
         if not (isinstance(optim, type) and issubclass(optim, torch.optim.Optimizer)):
             raise ValueError(f"optim must be a torch.optim.Optimizer class, got {optim!r}.")
+        if not isinstance(normalize_obs, bool):
+            raise ValueError(f"normalize_obs must be True or False, got {normalize_obs!r}.")
 
         self.env_id = env_id
         env = make_env(env_id)  # validates the id and both spaces before any work
@@ -119,6 +125,9 @@ class NeuroFlow(SoftActorCritic):
         self.head: PolicyHead = make_head(env.action_space, log_std, self.device)
         state_dim = env.observation_space.shape[0]
 
+        self.obs_norm: ObservationNormalizer | None = None
+        if normalize_obs:
+            self.obs_norm = ObservationNormalizer(state_dim).to(self.device)
         self.actor = LiquidNCPNetwork(
             state_dim, actor_neurons, self.head.actor_out, seed=self.seed
         ).to(self.device)
@@ -160,6 +169,7 @@ class NeuroFlow(SoftActorCritic):
             device=str(self.device),
             actor_params=total_parameters(self.actor),
             critic_params=total_parameters(self.critic),
+            normalize_obs=normalize_obs,
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
@@ -173,7 +183,10 @@ class NeuroFlow(SoftActorCritic):
 
     def state_modules(self) -> dict[str, torch.nn.Module]:
         """The modules whose state a save holds (besides `log_alpha`)."""
-        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+        modules = {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+        if self.obs_norm is not None:
+            modules["obs_norm"] = self.obs_norm
+        return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimisers whose state a save holds."""
@@ -240,6 +253,15 @@ class NeuroFlow(SoftActorCritic):
     def active_params(self) -> int:
         return active_parameters(self.actor) + active_parameters(self.critic)
 
+    def normalize(self, states: torch.Tensor) -> torch.Tensor:
+        """Observations as the networks see them (unchanged without `normalize_obs`)."""
+        return states if self.obs_norm is None else self.obs_norm(states)
+
+    def observe(self, states: torch.Tensor) -> None:
+        """Count observations met while training into the normalisation statistics."""
+        if self.obs_norm is not None:
+            self.obs_norm.update(states)
+
     def act(
         self, state: torch.Tensor, hidden: torch.Tensor | None, *, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,7 +278,7 @@ class NeuroFlow(SoftActorCritic):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Uniformly random policy-space actions (warm-up); the actor still runs, so
         the hidden states stored with them are real."""
-        _, new_hidden = self.actor(state, hidden)
+        _, new_hidden = self.actor(self.normalize(state), hidden)
         return self.head.random_action(state.shape[0], self.device), new_hidden
 
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
@@ -340,6 +362,11 @@ class NeuroFlow(SoftActorCritic):
         device, so callers can accumulate them without syncing.
         """
         batch = self.buffer.sample(batch_size)
+        if self.obs_norm is not None:  # the buffer keeps raw observations
+            with torch.no_grad():
+                batch = batch._replace(
+                    states=self.obs_norm(batch.states), next_states=self.obs_norm(batch.next_states)
+                )
         if self.uses_hand_written_gradients():
             return handwritten_update(self, batch, self._stages)
         return self.autograd_update(batch)

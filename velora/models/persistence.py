@@ -316,6 +316,7 @@ def load_agent(
         gamma=config.gamma,
         device=device if device is not None else _default_device(config.device),
         seed=config.seed,
+        normalize_obs=config.normalize_obs,
     )
     model_tensors = _load_tensors(folder / MODEL_STATE, agent.device)
     try:

@@ -306,7 +306,9 @@ def _behaviour_step(
     agent: TrainableAgent, states: torch.Tensor, hidden: torch.Tensor, warmup_steps: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The actions to play and the actor's next hidden state: random during warm-up
-    (the actor still runs, so the stored hidden states are real), drawn after."""
+    (the actor still runs, so the stored hidden states are real), drawn after. The
+    agent first counts the observations it is about to act on (normalisation)."""
+    agent.observe(states)
     if agent.progress.steps >= warmup_steps:
         return agent.act(states, hidden, deterministic=False)
     return agent.random_act(states, hidden)

@@ -28,6 +28,9 @@ class TrainableAgent(Protocol):
     def initial_hidden(self, batch_size: int) -> "torch.Tensor":
         """The recurrent state an episode starts from."""
 
+    def observe(self, states: "torch.Tensor") -> None:
+        """Observations met while training, before acting on them (running statistics)."""
+
     def act(
         self, state: "torch.Tensor", hidden: "torch.Tensor", *, deterministic: bool
     ) -> tuple["torch.Tensor", "torch.Tensor"]:
