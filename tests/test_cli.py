@@ -338,3 +338,20 @@ def test_train_evaluates_keeps_the_best_and_logs_to_every_tracker(tmp_path, monk
     (run,) = client.search_runs([client.get_experiment_by_name("velora").experiment_id])
     history = client.get_metric_history(run.info.run_id, "eval/mean_return")
     assert {m.step: m.value for m in history} == pytest.approx(dict(evaluations))
+
+
+def test_export_writes_an_onnx_file_of_the_saved_agent(work, tmp_path, capfd):
+    import onnxruntime
+
+    out = tmp_path / "policy.onnx"
+    printed = ok(run_main(["export", str(work / FINAL), "--out", str(out)], capfd))
+    assert f"{out}" in printed and "obs (batch, 4)" in printed and "(batch,) int64" in printed
+    runtime = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in runtime.get_inputs()] == ["obs", "hidden"]
+    fails(run_main(["export", str(work / FINAL), "--out", str(out)], capfd), "--overwrite")
+    ok(run_main(["export", str(work / FINAL), "--out", str(out), "--overwrite"], capfd))
+    fails(
+        run_main(["export", str(work / "checkpoints"), "--out", str(tmp_path / "x.onnx")], capfd),
+        "metadata.json is missing",
+    )
+    assert not (tmp_path / "x.onnx").exists()

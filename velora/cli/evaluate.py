@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from velora.cli.common import CLIError, console
+from velora.cli.common import CLIError, console, load_saved_agent
 from velora.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -38,18 +38,9 @@ def evaluate(
     if video is not None and video.is_dir() and any(video.glob("*.mp4")):
         raise CLIError(f"{video} already holds videos; choose another folder or delete them.")
 
-    from velora.models import NeuroFlow, NeuroFlowCT
-    from velora.models.persistence import read_metadata
     from velora.training import evaluate_agent
 
-    metadata = read_metadata(checkpoint_dir)  # SaveError (a ValueError) if not a save
-    agents = {cls.__name__: cls for cls in (NeuroFlow, NeuroFlowCT)}
-    if metadata.agent not in agents:
-        raise CLIError(
-            f"{checkpoint_dir} holds a {metadata.agent} agent; velora eval loads "
-            f"{' and '.join(agents)} agents."
-        )
-    agent = agents[metadata.agent].load(checkpoint_dir, device=device)
+    agent = load_saved_agent(checkpoint_dir, "eval", device=device)
     if video is not None:
         agent.eval_env = _recording_env(agent, video)
     try:
@@ -61,7 +52,7 @@ def evaluate(
     std = statistics.pstdev(returns)
     out = console()
     out.print(
-        f"{metadata.agent} on {metadata.config.env_id}, trained {metadata.progress.episodes:,} "
+        f"{type(agent).__name__} on {agent.env_id}, trained {agent.episodes_done:,} "
         f"episodes: return {mean:.2f} ± {std:.2f} over {episodes} deterministic episodes "
         f"(min {min(returns):.2f}, max {max(returns):.2f})"
     )

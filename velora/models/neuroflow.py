@@ -350,6 +350,17 @@ class NeuroFlow(SoftActorCritic):
             return action[0], hidden[0]
         return action, hidden
 
+    def export(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the deterministic policy to the ONNX file `path` (the `export` extra).
+
+        Inputs `obs` and `hidden`, outputs `action` (in the env's space) and
+        `next_hidden`; the observation normalisation is inside. Checked in onnxruntime
+        before it is written; see `velora.export.export_onnx`.
+        """
+        from velora.export import export_onnx  # the export layer sits above the agent
+
+        return export_onnx(self, path, overwrite=overwrite)
+
     #: Compute the default losses' gradients by hand (`velora.models.handwritten_update`)
     #: instead of through autograd; set False to always run `autograd_update`. Either
     #: way, an overridden loss or a non-default cell mode goes through autograd.
