@@ -355,3 +355,23 @@ def test_export_writes_an_onnx_file_of_the_saved_agent(work, tmp_path, capfd):
         "metadata.json is missing",
     )
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_inspect_draws_the_saved_agent(work, tmp_path, capfd):
+    out = tmp_path / "inspect"
+    printed = ok(run_main(["inspect", str(work / FINAL), "--out", str(out), "--seed", "2"], capfd))
+    for name in ("circuit.png", "activity.png", "inspect.html"):
+        assert str(out / name) in printed and (out / name).stat().st_size > 1000
+    page = (out / "inspect.html").read_text()
+    assert "pole angular velocity" in page and "push left (logit)" in page
+    fails(run_main(["inspect", str(work / FINAL), "--out", str(out)], capfd), "--overwrite")
+    names = ["--obs-names", "a,b,c,d", "--action-names", "left,right", "--overwrite"]
+    ok(run_main(["inspect", str(work / FINAL), "--out", str(out), *names], capfd))
+    assert "left (logit)" in (out / "inspect.html").read_text()
+    fails(
+        run_main(
+            ["inspect", str(work / FINAL), "--out", str(tmp_path / "new"), "--obs-names", "a,b"],
+            capfd,
+        ),
+        "obs_names has 2 names for 4 components",
+    )

@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from velora.cli import evaluate, export, runs, sweep, train
+from velora.cli import evaluate, export, inspect, runs, sweep, train
 from velora.cli.common import CLIError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.command("train", no_args_is_help=True)(train.train)
 app.command("eval", no_args_is_help=True)(evaluate.evaluate)
 app.command("export", no_args_is_help=True)(export.export)
+app.command("inspect", no_args_is_help=True)(inspect.inspect)
 app.command("envs")(runs.envs)
 app.command("runs")(runs.list_runs)
 app.command("report")(runs.report)

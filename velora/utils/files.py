@@ -32,22 +32,26 @@ def _strict_json(data: Any) -> Any:
     return data
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write strict JSON through a temporary sibling file and a rename.
-
-    Readers never see half a file; NaN and infinities become null so any JSON parser
-    reads the result.
-    """
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file through a temporary sibling file and a rename: readers never see
+    half a file, and an existing one is replaced whole."""
     path = Path(path)
     staging = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
-        with open(staging, "w") as f:
-            json.dump(_strict_json(data), f, indent=2, allow_nan=False)
+        with open(staging, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write strict JSON atomically (`write_bytes_atomic`); NaN and infinities become
+    null so any JSON parser reads the result."""
+    text = json.dumps(_strict_json(data), indent=2, allow_nan=False)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2

@@ -1,0 +1,44 @@
+"""What the observation and action components of common Gymnasium tasks mean, from
+Gymnasium's documentation: Gymnasium's spaces carry no names, and a circuit whose
+sensory neurons read `obs 0..3` says less than one that reads `pole angle`."""
+
+OBSERVATION_NAMES: dict[str, tuple[str, ...]] = {
+    "CartPole": ("cart position", "cart velocity", "pole angle", "pole angular velocity"),
+    "Pendulum": ("cos θ", "sin θ", "angular velocity"),
+    "MountainCar": ("position", "velocity"),
+    "MountainCarContinuous": ("position", "velocity"),
+    "Acrobot": ("cos θ1", "sin θ1", "cos θ2", "sin θ2", "angular velocity 1", "angular velocity 2"),
+    "LunarLander": (
+        "x", "y", "x velocity", "y velocity", "angle", "angular velocity",
+        "left leg contact", "right leg contact",
+    ),
+    "LunarLanderContinuous": (
+        "x", "y", "x velocity", "y velocity", "angle", "angular velocity",
+        "left leg contact", "right leg contact",
+    ),
+    "InvertedPendulum": ("cart position", "pole angle", "cart velocity", "pole angular velocity"),
+}  # fmt: skip
+
+ACTION_NAMES: dict[str, tuple[str, ...]] = {
+    "CartPole": ("push left", "push right"),
+    "Pendulum": ("torque",),
+    "MountainCar": ("accelerate left", "no acceleration", "accelerate right"),
+    "MountainCarContinuous": ("force",),
+    "Acrobot": ("torque -1", "torque 0", "torque +1"),
+    "LunarLander": ("do nothing", "fire left engine", "fire main engine", "fire right engine"),
+    "LunarLanderContinuous": ("main engine", "lateral engines"),
+    "InvertedPendulum": ("cart force",),
+}
+
+
+def names_for(
+    env_name: str, kind: str, size: int, given: tuple[str, ...] | list[str] | None
+) -> tuple[str, ...]:
+    """`given` (checked), else the table's names for `env_name`, else `obs 0`, `obs 1`..."""
+    table = OBSERVATION_NAMES if kind == "obs" else ACTION_NAMES
+    names = tuple(given) if given is not None else table.get(env_name)
+    if given is not None and len(names) != size:
+        raise ValueError(f"{kind}_names has {len(names)} names for {size} components.")
+    if names is None or len(names) != size:
+        return tuple(f"{kind} {i}" for i in range(size))
+    return names
