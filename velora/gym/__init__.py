@@ -1,6 +1,12 @@
 """Gymnasium helpers: making, wrapping and finding environments for NeuroFlow agents."""
 
 from velora.gym.make import configure_headless_rendering, env_name, make_env
+from velora.gym.partial import (
+    DropObservations,
+    HideComponents,
+    ObservationNoise,
+    partially_observed,
+)
 from velora.gym.search import EnvResult, EnvSearch
 from velora.gym.wrappers import add_core_env_wrappers, wrap_gym_env
 
@@ -15,4 +21,8 @@ __all__ = [
     "add_core_env_wrappers",
     "EnvSearch",
     "EnvResult",
+    "partially_observed",
+    "HideComponents",
+    "ObservationNoise",
+    "DropObservations",
 ]

@@ -96,7 +96,10 @@ def make_env(
 ) -> gym.Env:
     """Make a Gymnasium env, failing early with a helpful message if NeuroFlow can't use it."""
     if env_id not in gym.registry:
-        raise _unknown_id_error(env_id)
+        from velora.gym.partial import register_from_id  # PO/... ids name their wrappers
+
+        if not register_from_id(env_id):
+            raise _unknown_id_error(env_id)
     if "mujoco" in str(gym.registry[env_id].entry_point):
         configure_headless_rendering()
     try:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from velora.gym import env_name
-from velora.inspection.names import names_for
+from velora.gym.names import names_for
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

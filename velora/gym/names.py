@@ -1,6 +1,7 @@
 """What the observation and action components of common Gymnasium tasks mean, from
-Gymnasium's documentation: Gymnasium's spaces carry no names, and a circuit whose
-sensory neurons read `obs 0..3` says less than one that reads `pole angle`."""
+Gymnasium's documentation. Gymnasium's spaces carry no names; with them a circuit's
+sensory neurons read `pole angle` instead of `obs 2`, and "hide the velocities" means
+something."""
 
 OBSERVATION_NAMES: dict[str, tuple[str, ...]] = {
     "CartPole": ("cart position", "cart velocity", "pole angle", "pole angular velocity"),
@@ -17,6 +18,19 @@ OBSERVATION_NAMES: dict[str, tuple[str, ...]] = {
         "left leg contact", "right leg contact",
     ),
     "InvertedPendulum": ("cart position", "pole angle", "cart velocity", "pole angular velocity"),
+    "HalfCheetah": (
+        "front tip z", "front tip angle", "back thigh angle", "back shin angle",
+        "back foot angle", "front thigh angle", "front shin angle", "front foot angle",
+        "x velocity", "z velocity", "front tip angular velocity",
+        "back thigh angular velocity", "back shin angular velocity",
+        "back foot angular velocity", "front thigh angular velocity",
+        "front shin angular velocity", "front foot angular velocity",
+    ),
+    "Hopper": (
+        "torso z", "torso angle", "thigh angle", "leg angle", "foot angle", "x velocity",
+        "z velocity", "torso angular velocity", "thigh angular velocity",
+        "leg angular velocity", "foot angular velocity",
+    ),
 }  # fmt: skip
 
 ACTION_NAMES: dict[str, tuple[str, ...]] = {
@@ -28,6 +42,15 @@ ACTION_NAMES: dict[str, tuple[str, ...]] = {
     "LunarLander": ("do nothing", "fire left engine", "fire main engine", "fire right engine"),
     "LunarLanderContinuous": ("main engine", "lateral engines"),
     "InvertedPendulum": ("cart force",),
+    "HalfCheetah": (
+        "back thigh torque",
+        "back shin torque",
+        "back foot torque",
+        "front thigh torque",
+        "front shin torque",
+        "front foot torque",
+    ),
+    "Hopper": ("thigh torque", "leg torque", "foot torque"),
 }
 
 
@@ -42,3 +65,10 @@ def names_for(
     if names is None or len(names) != size:
         return tuple(f"{kind} {i}" for i in range(size))
     return names
+
+
+def velocity_components(env_name: str) -> tuple[int, ...]:
+    """The observation components of `env_name` that are velocities (empty if unknown)."""
+    return tuple(
+        i for i, name in enumerate(OBSERVATION_NAMES.get(env_name, ())) if "velocity" in name
+    )
