@@ -65,7 +65,8 @@ def _buffer_megabytes() -> float:
     env = make_env("InvertedPendulum-v5")
     hidden = LiquidNCPNetwork(env.observation_space.shape[0], 20, 2).hidden_size
     buffer = ReplayBuffer(1_000_000, env.observation_space.shape[0], 1, hidden)
-    return buffer.storage.element_size() * buffer.storage.numel() / 1e6
+    tensors = (buffer.storage, buffer.episode_ids, buffer.episode_steps, buffer.strides)
+    return sum(t.element_size() * t.numel() for t in tensors) / 1e6
 
 
 def _run(
@@ -109,6 +110,13 @@ def main() -> None:
     p.add_argument("--skip-baselines", action="store_true", help="only this Velora")
     p.add_argument("--no-compile", action="store_true", help="skip the agent.compile() runs")
     p.add_argument("--no-autograd", action="store_true", help="skip the autograd-loss runs")
+    p.add_argument(
+        "--sequence-lengths",
+        type=int,
+        nargs="*",
+        default=[8, 16],
+        help="sequence-replay runs of ours (burn-in a quarter of each)",
+    )
     p.add_argument("--repeats", type=int, default=1, help="rounds; the table shows medians")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     p.add_argument("--json", type=Path, help="also write every raw result here")
@@ -151,6 +159,16 @@ def main() -> None:
             *[
                 (f"velora (this), n_envs={n}", ours, "velora_current.py", ["--n-envs", str(n)])
                 for n in args.n_envs
+            ],
+            *[
+                (
+                    f"velora (this), L={length}{mode}",
+                    ours,
+                    "velora_current.py",
+                    ["--sequence-length", str(length), "--burn-in", str(length // 4), *m_args],
+                )
+                for length in args.sequence_lengths
+                for mode, m_args in modes
             ],
         ]
         baseline_names = []
@@ -201,6 +219,13 @@ def main() -> None:
                 hand = measured[name.replace(", autograd", "")]
                 if rate and _rate(hand):
                     side_by_side.append((env, name, _rate(hand), rate, hand, measured[name]))
+        for length in args.sequence_lengths:
+            for mode in ("", ", compiled"):
+                name = f"velora (this), L={length}{mode}"
+                if name in measured:
+                    note = f"sequence replay: windows of {length}, burn-in {length // 4}"
+                    rate = _rate(measured[name])
+                    table.append((env, name, rate, rate, note))
         for n, result in extra_runs:
             rate = _rate(result)
             gain = f"; {rate / ours_rate:.1f}x the env steps/s of 1 env" if rate else ""
@@ -219,6 +244,11 @@ def main() -> None:
             ("compiled", "velora (this), compiled"),
             ("autograd, eager", "velora (this), autograd"),
             ("autograd, compiled", "velora (this), autograd, compiled"),
+            *[
+                (f"L={length}{mode or ', eager'}", f"velora (this), L={length}{mode}")
+                for length in args.sequence_lengths
+                for mode in ("", ", compiled")
+            ],
         ):
             if name not in measured:
                 continue

@@ -1,4 +1,5 @@
-"""Experience replay with preallocated storage that also keeps the actor's hidden state."""
+"""Experience replay with preallocated storage that also keeps the actor's hidden state,
+and knows which transitions follow each other in an episode (for sequence replay)."""
 
 from typing import Any, NamedTuple
 
@@ -25,6 +26,16 @@ class Batch(NamedTuple):
     next_hidden: torch.Tensor
 
 
+class Windows(NamedTuple):
+    """Sampled windows of consecutive transitions: every field of `batch` is
+    `(batch_size, length, width)`; `valid[b, t]` is False where window `b` has run past
+    its episode's end (or past the newest transition), from there to the window's end.
+    """
+
+    batch: Batch
+    valid: torch.Tensor
+
+
 def _flat(value: Any) -> np.ndarray:
     """A field as a flat NumPy array; a CPU tensor is viewed, not copied."""
     if isinstance(value, torch.Tensor):
@@ -38,6 +49,12 @@ class ReplayBuffer:
     Each row is one transition laid out as the fields of `Batch`; sampling is a single
     indexing op followed by cheap column views. Discrete actions are stored as floats
     (exact for any realistic number of actions).
+
+    Beside each row the buffer keeps its episode's number, its step in the episode and
+    its stride (how many rows on the episode's next transition lies: the number of envs
+    stepped together), so windows of consecutive transitions are found by index
+    arithmetic (`sample_windows`). Writers that give no `episode_steps` store each
+    transition as an episode of its own.
 
     Args:
         capacity: maximum number of transitions kept.
@@ -67,6 +84,10 @@ class ReplayBuffer:
         self.widths = (state_dim, action_dim, 1, state_dim, 1, hidden_dim, hidden_dim)
         self.device = torch.device(device)
         self.storage = torch.zeros(capacity, sum(self.widths), device=self.device)
+        self.episode_ids = torch.full((capacity,), -1, dtype=torch.int64, device=self.device)
+        self.episode_steps = torch.zeros(capacity, dtype=torch.int32, device=self.device)
+        self.strides = torch.ones(capacity, dtype=torch.int32, device=self.device)
+        self.next_episode_id = 0
         self.position = 0
         self.size = 0
 
@@ -82,8 +103,10 @@ class ReplayBuffer:
         done: bool,
         hidden: torch.Tensor,
         next_hidden: torch.Tensor,
+        episode_step: int = 0,
     ) -> None:
-        """Store one transition, overwriting the oldest once full.
+        """Store one transition, overwriting the oldest once full; `episode_step` is
+        its step in its episode (0 starts a new one).
 
         On the CPU the fields are written straight into the row through a NumPy view
         of the storage: one NumPy concatenate costs far less than building, casting
@@ -91,7 +114,8 @@ class ReplayBuffer:
         """
         fields = (state, action, reward, next_state, done, hidden, next_hidden)
         if self.storage.device.type != "cpu":
-            self.add_batch(*(torch.as_tensor(field).reshape(1, -1) for field in fields))
+            rows = (torch.as_tensor(field).reshape(1, -1) for field in fields)
+            self.add_batch(*rows, episode_steps=torch.tensor([episode_step]))
             return
         values = [_flat(field) for field in fields]
         if tuple(value.size for value in values) != self.widths:
@@ -101,6 +125,14 @@ class ReplayBuffer:
             )
         row = self.storage.numpy()[self.position]  # a view: writes land in the storage
         np.concatenate(values, out=row, casting="unsafe")  # unsafe: int actions, bool done
+        if episode_step == 0:
+            episode = self.next_episode_id
+            self.next_episode_id += 1
+        else:  # the episode's previous transition is the previous row
+            episode = int(self.episode_ids[(self.position - 1) % self.capacity])
+        self.episode_ids[self.position] = episode
+        self.episode_steps[self.position] = episode_step
+        self.strides[self.position] = 1
         self.position = (self.position + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -113,15 +145,26 @@ class ReplayBuffer:
         dones: torch.Tensor,
         hidden: torch.Tensor,
         next_hidden: torch.Tensor,
+        episode_steps: torch.Tensor | np.ndarray | None = None,
     ) -> None:
         """Store `n` transitions at once (e.g. one step of `n` vectorised envs).
 
         Every argument has `n` rows in its first dimension (rewards and dones may be
         `(n,)` or `(n, 1)`). The rows are joined and written with one indexing op,
         wrapping around the end of the ring; if `n` exceeds the capacity only the last
-        `capacity` rows are kept, as `n` calls to `add` would.
+        `capacity` rows are kept, as `n` calls to `add` would. `episode_steps` gives each
+        row's step in its episode, row `i` continuing the episode of row `i` of the
+        previous call (the same sub-env); None stores each as an episode of its own.
         """
         n = states.shape[0]
+        steps = torch.zeros(n, dtype=torch.int32, device=self.device)
+        if episode_steps is not None:
+            steps = torch.as_tensor(episode_steps, device=self.device).reshape(n).to(torch.int32)
+        starts = steps == 0
+        new_ids = self.next_episode_id + torch.cumsum(starts, 0, dtype=torch.int64) - 1
+        previous = (self.position - n + torch.arange(n, device=self.device)) % self.capacity
+        ids = torch.where(starts, new_ids, self.episode_ids[previous])
+        self.next_episode_id += int(n if episode_steps is None else starts.sum())
         rows = torch.cat(
             [
                 torch.as_tensor(field, device=self.device).reshape(n, -1).float()
@@ -136,13 +179,23 @@ class ReplayBuffer:
             )
         if n > self.capacity:  # only the newest `capacity` rows would survive
             self.position = (self.position + n - self.capacity) % self.capacity
-            rows, n = rows[-self.capacity :], self.capacity
+            rows, steps, ids = (
+                rows[-self.capacity :],
+                steps[-self.capacity :],
+                ids[-self.capacity :],
+            )
+            stride, n = n, self.capacity
+        else:
+            stride = n
         end = self.position + n
         if end <= self.capacity:
-            self.storage[self.position : end] = rows
+            index = slice(self.position, end)
         else:
             index = torch.arange(self.position, end, device=self.device) % self.capacity
-            self.storage[index] = rows
+        self.storage[index] = rows
+        self.episode_ids[index] = ids
+        self.episode_steps[index] = steps
+        self.strides[index] = stride
         self.position = end % self.capacity
         self.size = min(self.size + n, self.capacity)
 
@@ -155,13 +208,45 @@ class ReplayBuffer:
         indices = torch.randint(0, self.size, (batch_size,), device=self.device)
         return Batch(*self.storage[indices].split_with_sizes(self.widths, dim=1))
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Only the filled rows, in insertion order, so a mostly empty buffer saves small."""
+    def sample_windows(self, batch_size: int, length: int) -> Windows:
+        """`batch_size` windows of `length` consecutive transitions of one episode each,
+        from uniformly drawn first transitions; no Python loop over samples.
+
+        A window's transitions lie `stride` rows apart; where the episode ends (or the
+        newest transition is reached) before `length`, the rest is marked invalid.
+        """
+        if self.size < batch_size:
+            raise ValueError(
+                f"cannot sample {batch_size} windows from a buffer holding {self.size}."
+            )
+        if not 1 <= length <= self.capacity:
+            raise ValueError(f"window length must be in 1..{self.capacity}, got {length}.")
+        heads = torch.randint(0, self.size, (batch_size,), device=self.device)
+        offsets = torch.arange(length, device=self.device)
+        strides = self.strides[heads].to(torch.int64)
+        rows = (heads[:, None] + offsets * strides[:, None]) % self.capacity
+        same_episode = self.episode_ids[rows] == self.episode_ids[heads, None]
+        in_order = self.episode_steps[rows] == self.episode_steps[heads, None] + offsets
+        valid = (same_episode & in_order).to(torch.int8).cummin(dim=1).values.bool()
+        fields = self.storage[rows].split_with_sizes(self.widths, dim=-1)
+        return Windows(Batch(*fields), valid)
+
+    def _in_insertion_order(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.size < self.capacity:
-            rows = self.storage[: self.size]
-        else:
-            rows = torch.roll(self.storage, -self.position, dims=0)
-        return {"transitions": rows.cpu().contiguous()}
+            return tensor[: self.size]
+        return torch.roll(tensor, -self.position, dims=0)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Only the filled rows, in insertion order, so a mostly empty buffer saves small;
+        with each row's episode, step and stride."""
+        state = {
+            "transitions": self._in_insertion_order(self.storage),
+            "episode_ids": self._in_insertion_order(self.episode_ids),
+            "episode_steps": self._in_insertion_order(self.episode_steps),
+            "strides": self._in_insertion_order(self.strides),
+            "next_episode_id": torch.tensor([self.next_episode_id], dtype=torch.int64),
+        }
+        return {key: value.cpu().contiguous() for key, value in state.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Refill from `state_dict()` output; keeps the most recent rows if it overflows."""
@@ -171,8 +256,27 @@ class ReplayBuffer:
                 f"buffer rows have shape {tuple(rows.shape)}, "
                 f"expected (n, {self.storage.shape[1]})."
             )
-        rows = rows[-self.capacity :]
+        kept = slice(max(len(rows) - self.capacity, 0), len(rows))
+        rows = rows[kept]
+        n = len(rows)
         self.storage.zero_()
-        self.storage[: len(rows)] = rows.to(self.device)
-        self.size = len(rows)
+        self.storage[:n] = rows.to(self.device)
+        self.episode_ids.fill_(-1)
+        self.episode_steps.zero_()
+        self.strides.fill_(1)
+        if "episode_ids" in state:
+            for key in ("episode_ids", "episode_steps", "strides"):
+                if state[key].shape != (len(state["transitions"]),):
+                    raise ValueError(
+                        f"buffer {key} has shape {tuple(state[key].shape)}, expected "
+                        f"({len(state['transitions'])},)."
+                    )
+            self.episode_ids[:n] = state["episode_ids"][kept].to(self.device)
+            self.episode_steps[:n] = state["episode_steps"][kept].to(self.device)
+            self.strides[:n] = state["strides"][kept].to(self.device)
+            self.next_episode_id = int(state["next_episode_id"][0])
+        else:  # saved before episodes were kept: each transition an episode of its own
+            self.episode_ids[:n] = torch.arange(n, device=self.device)
+            self.next_episode_id = n
+        self.size = n
         self.position = self.size % self.capacity

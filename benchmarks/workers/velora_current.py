@@ -35,8 +35,9 @@ from velora.models import NeuroFlow
 class _PureUpdateProbe:
     """Times bare updates mid-run and undoes them: weights, optimiser state, RNG."""
 
-    def __init__(self, agent: NeuroFlow, batch_size: int, updates: int) -> None:
+    def __init__(self, agent: NeuroFlow, batch_size: int, updates: int, **sequences: int) -> None:
         self.agent, self.batch_size, self.updates = agent, batch_size, updates
+        self.sequences = sequences  # sequence_length and burn_in, when replaying windows
         self.update = agent.update  # the bare method, before the loop's timing wrapper
         self.block_ms: list[float] = []
         self.paused_s = 0.0
@@ -54,7 +55,7 @@ class _PureUpdateProbe:
         )
         start = time.perf_counter()
         for _ in range(self.updates):
-            self.update(self.batch_size)
+            self.update(self.batch_size, **self.sequences)
         if agent.device.type == "cuda":
             torch.cuda.synchronize()
         self.block_ms.append((time.perf_counter() - start) / self.updates * 1e3)
@@ -109,15 +110,18 @@ def _train(args, base: dict) -> None:
     agent.hand_written_gradients = not args.autograd
     if args.compile:
         agent.compile()
-    probe = _PureUpdateProbe(agent, args.batch_size, args.updates)
+    sequences = {}
+    if args.sequence_length > 1:
+        sequences = {"sequence_length": args.sequence_length, "burn_in": args.burn_in}
+    probe = _PureUpdateProbe(agent, args.batch_size, args.updates, **sequences)
     settle = SETTLE_STEPS if args.compile else 0
     stop = _StopAt(args.warmup, args.steps, probe, args.probe_every, settle)
     # Time spent in updates inside the loop, so the loop's own overhead can be told apart.
     update, update_seconds, n_updates = agent.update, [0.0], [0]
 
-    def timed_update(batch_size: int):
+    def timed_update(batch_size: int, **kwargs: int):
         start = time.perf_counter()
-        losses = update(batch_size)
+        losses = update(batch_size, **kwargs)
         if stop.settled is not None:  # inside the timed window (after any compile)
             update_seconds[0] += time.perf_counter() - start
             n_updates[0] += 1
@@ -132,6 +136,7 @@ def _train(args, base: dict) -> None:
         warmup_steps=args.warmup,
         n_envs=args.n_envs,
         display_count=1_000_000,
+        **sequences,
     )
     end = time.perf_counter() - probe.paused_s  # every pause lies after `settled`
     warmup_steps = min(agent.steps_done, args.warmup + args.n_envs - 1)
@@ -168,6 +173,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="NeuroFlow.compile() first")
     p.add_argument("--autograd", action="store_true", help="the autograd losses' update")
+    p.add_argument("--sequence-length", type=int, default=1, help="replayed window length")
+    p.add_argument("--burn-in", type=int, default=0, help="steps of each window without gradient")
     args = finish_args(p.parse_args())
     base = {
         "library": "velora",
@@ -179,6 +186,8 @@ def main() -> None:
         "device": args.device,
         "compiled": args.compile,
         "autograd": args.autograd,
+        "sequence_length": args.sequence_length,
+        "burn_in": args.burn_in,
     }
     _train(args, base)
 

@@ -57,6 +57,8 @@ def train(
     warmup_steps: Annotated[int | None, _setting("warmup_steps")] = DEFAULTS.warmup_steps,
     updates_per_step: Annotated[int, _setting("updates_per_step")] = DEFAULTS.updates_per_step,
     n_envs: Annotated[int, _setting("n_envs")] = DEFAULTS.n_envs,
+    sequence_length: Annotated[int, _setting("sequence_length")] = DEFAULTS.sequence_length,
+    burn_in: Annotated[int, _setting("burn_in")] = DEFAULTS.burn_in,
     compile_agent: Annotated[
         bool,
         typer.Option(
@@ -232,6 +234,8 @@ def train(
             warmup_steps=warmup_steps,
             updates_per_step=updates_per_step,
             n_envs=n_envs,
+            sequence_length=sequence_length,
+            burn_in=burn_in,
             db_path=db,
         )
     except KeyboardInterrupt:  # finished episodes and the final checkpoint are saved

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from velora.buffer import ReplayBuffer
+from velora.buffer import Batch, ReplayBuffer
 from velora.gym import add_core_env_wrappers, make_env
 from velora.models.config import AgentConfig
 from velora.models.critic import CriticEnsemble
@@ -366,21 +366,35 @@ class NeuroFlow(SoftActorCritic):
     #: way, an overridden loss or a non-default cell mode goes through autograd.
     hand_written_gradients: bool = True
 
-    def update(self, batch_size: int) -> torch.Tensor:
+    def update(
+        self, batch_size: int, *, sequence_length: int = 1, burn_in: int = 0
+    ) -> torch.Tensor:
         """One SAC gradient step on a sampled batch.
 
-        Returns the detached losses `[actor, critic, entropy]` as one tensor on the
-        device, so callers can accumulate them without syncing.
+        With `sequence_length > 1` the batch is of windows of that many consecutive
+        transitions, and the actor trains through time over each after `burn_in` steps
+        that only warm its state up (`unroll`; always through autograd). Returns the
+        detached losses `[actor, critic, entropy]` as one tensor on the device, so
+        callers can accumulate them without syncing.
         """
-        batch = self.buffer.sample(batch_size)
-        if self.obs_norm is not None:  # the buffer keeps raw observations
-            with torch.no_grad():
-                batch = batch._replace(
-                    states=self.obs_norm(batch.states), next_states=self.obs_norm(batch.next_states)
-                )
+        if sequence_length > 1:
+            windows = self.buffer.sample_windows(batch_size, sequence_length)
+            windows = windows._replace(batch=self._normalized(windows.batch))
+            rows, output, next_output = self.unroll(windows, burn_in)
+            return self.autograd_update(rows, (output, next_output))
+        batch = self._normalized(self.buffer.sample(batch_size))
         if self.uses_hand_written_gradients():
             return handwritten_update(self, batch, self._stages)
         return self.autograd_update(batch)
+
+    def _normalized(self, batch: Batch) -> Batch:
+        """A replayed batch as the networks see it: the buffer keeps raw observations."""
+        if self.obs_norm is None:
+            return batch
+        with torch.no_grad():
+            return batch._replace(
+                states=self.obs_norm(batch.states), next_states=self.obs_norm(batch.next_states)
+            )
 
     def uses_hand_written_gradients(self) -> bool:
         """Whether `update` takes the hand-written path (same results, fewer ops)."""

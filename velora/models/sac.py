@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from velora.buffer import Batch
+from velora.buffer import Batch, Windows
 from velora.models.critic import CriticEnsemble
 from velora.models.heads import PolicyHead, PolicySample
 from velora.models.optim import apply_gradients
@@ -62,6 +62,35 @@ class SoftActorCritic:
         output, next_output = output.split_with_sizes((n, n))
         return output, next_output.detach()
 
+    def unroll(self, windows: Windows, burn_in: int) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+        """Sequence replay: the actor along each window from the hidden state stored at
+        its head, `burn_in` steps without gradient, then through time over the rest.
+
+        Returns the rest's valid transitions as one flat batch (what the losses take),
+        the actor's outputs for their states (its graph reaching back through the
+        window) and, detached, for their next states, each from the hidden state the
+        unroll reached there.
+        """
+        seq, length = windows.batch, windows.valid.shape[1]
+        hidden = seq.hidden[:, 0]
+        with torch.no_grad():
+            for t in range(burn_in):
+                _, hidden = self.actor(seq.states[:, t], hidden)
+        outputs, hiddens = [], []
+        for t in range(burn_in, length):
+            output, hidden = self.actor(seq.states[:, t], hidden)
+            outputs.append(output)
+            hiddens.append(hidden)
+        keep = windows.valid[:, burn_in:].flatten().nonzero().squeeze(1)
+
+        def flat(values: torch.Tensor) -> torch.Tensor:  # (batch, time, ...) -> kept rows
+            return values.flatten(0, 1).index_select(0, keep)
+
+        rows = Batch(*(flat(field[:, burn_in:]) for field in seq))
+        with torch.no_grad():
+            next_output, _ = self.actor(rows.next_states, flat(torch.stack(hiddens, 1)))
+        return rows, flat(torch.stack(outputs, 1)), next_output
+
     def critic_loss(self, batch: Batch, next_pi: PolicySample) -> torch.Tensor:
         """Sum over the critics of 0.5 * MSE to the soft Bellman target (clipped double Q)."""
         with torch.no_grad():
@@ -82,13 +111,17 @@ class SoftActorCritic:
         entropy = -pi.expect(pi.log_prob).mean()
         return self.log_alpha * (entropy - self.head.target_entropy)
 
-    def autograd_update(self, batch: Batch) -> torch.Tensor:
+    def autograd_update(
+        self, batch: Batch, outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """One gradient step of critics, actor and temperature on `batch`, then the targets.
 
-        Returns the detached losses `[actor, critic, alpha]` as one tensor on the device.
+        `outputs` are the actor's outputs for the batch's states and next states when
+        the caller has them (`unroll`); by default `policy_outputs`. Returns the
+        detached losses `[actor, critic, alpha]` as one tensor on the device.
         """
         losses = self._loss_stages
-        output, next_output = losses.policy_outputs(self, batch)
+        output, next_output = losses.policy_outputs(self, batch) if outputs is None else outputs
         critic_loss = losses.critic(self, batch, next_output)
         critic_params = list(self.critic.parameters())
         apply_gradients(self.critic_optim, torch.autograd.grad(critic_loss, critic_params))

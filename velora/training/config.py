@@ -42,15 +42,33 @@ class TrainConfig:
         1, "Env copies stepped together (a vector env); each vector step stores n_envs."
     )
     db_path: str = _setting(METRICS_DB, "The SQLite metrics database to append to.")
+    sequence_length: int = _setting(
+        1,
+        "Transitions per replayed window; the actor trains through time over each "
+        "(1: single stored steps).",
+    )
+    burn_in: int = _setting(
+        0, "Steps at the start of each window that only warm the actor's state up."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "db_path", str(self.db_path))
         for f in fields(TrainConfig):  # a subclass's own fields check themselves
-            value, minimum = getattr(self, f.name), 0 if f.name == "warmup_steps" else 1
+            value, minimum = getattr(self, f.name), 0 if f.name in _FROM_ZERO else 1
             if f.name == "db_path" or (f.name == "warmup_steps" and value is None):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{f.name} must be an integer >= {minimum}, got {value!r}.")
+        if self.sequence_length > 1 and self.burn_in >= self.sequence_length:
+            raise ValueError(
+                f"burn_in ({self.burn_in}) must be smaller than sequence_length "
+                f"({self.sequence_length}): a window needs steps left to train on."
+            )
+        if self.sequence_length == 1 and self.burn_in:
+            raise ValueError(
+                f"burn_in ({self.burn_in}) needs sequence_length > 1: single stored steps "
+                "have nothing to warm up."
+            )
 
     @property
     def warmup(self) -> int:
@@ -77,3 +95,4 @@ class TrainRecord(TrainConfig):
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
+_FROM_ZERO = {"warmup_steps", "burn_in"}

@@ -90,6 +90,12 @@ def train_agent(
         raise ValueError(
             f"batch_size ({batch_size}) is larger than the buffer ({agent.buffer.capacity})."
         )
+    if config.sequence_length * n_envs > agent.buffer.capacity:
+        raise ValueError(
+            f"sequence_length ({config.sequence_length}) windows over {n_envs} env(s) do not "
+            f"fit the buffer ({agent.buffer.capacity} transitions); shorten them or enlarge "
+            "buffer_size."
+        )
     callbacks = _check_callbacks(callbacks)
     if n_envs > 1:
         for callback in callbacks:
@@ -302,6 +308,14 @@ def _write(
         callback.on_log(state, written)
 
 
+def _sequence_settings(state: TrainState) -> dict[str, int]:
+    """What `update` takes for sequence replay; nothing at the default single steps, so
+    an agent written before sequences trains as it did."""
+    if state.sequence_length == 1:
+        return {}
+    return {"sequence_length": state.sequence_length, "burn_in": state.burn_in}
+
+
 def _behaviour_step(
     agent: TrainableAgent, states: torch.Tensor, hidden: torch.Tensor, warmup_steps: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,6 +342,7 @@ def _run_episode(
     """Play one episode, learning after every step; returns (return, length, mean losses)."""
     env, buffer, progress = state.env, agent.buffer, agent.progress
     batch_size, warmup_steps, max_steps = state.batch_size, state.warmup_steps, state.max_steps
+    sequences = _sequence_settings(state)
     first_reset = progress.episodes == 0 and env is agent.env
     obs, _ = env.reset(seed=agent.seed if first_reset else None)
     hidden = agent.initial_hidden(1)
@@ -340,12 +355,12 @@ def _run_episode(
         states = obs.unsqueeze(0)
         action, next_hidden = _behaviour_step(agent, states, hidden, warmup_steps)
         next_obs, reward, terminated, truncated, _ = env.step(agent.to_env(action)[0])
-        buffer.add(obs, action, reward, next_obs, terminated, hidden, next_hidden)
+        buffer.add(obs, action, reward, next_obs, terminated, hidden, next_hidden, length - 1)
         progress.steps += 1
         total_reward += float(reward)
         if progress.steps > warmup_steps and len(buffer) >= batch_size:
             for _ in range(state.updates_per_step):
-                loss_sum += agent.update(batch_size)
+                loss_sum += agent.update(batch_size, **sequences)
             n_updates += state.updates_per_step
         obs, hidden = next_obs, next_hidden
         if callbacks:
@@ -374,6 +389,7 @@ def _vector_env_episodes(
     """
     envs, buffer, device, progress = state.env, agent.buffer, agent.device, agent.progress
     n, batch_size, warmup_steps = state.n_envs, state.batch_size, state.warmup_steps
+    sequences = _sequence_settings(state)
     obs_dim = buffer.widths[0]
     # The agent's first run is seeded like the single env's first reset (sub-env i gets
     # seed + i); later runs continue from a seed the step count makes unique.
@@ -401,14 +417,21 @@ def _vector_env_episodes(
         staged = torch.as_tensor(packed, device=device)
         next_states = staged[:, obs_dim : 2 * obs_dim]
         buffer.add_batch(
-            states, action, staged[:, -2], next_states, staged[:, -1], hidden, next_hidden
+            states,
+            action,
+            staged[:, -2],
+            next_states,
+            staged[:, -1],
+            hidden,
+            next_hidden,
+            episode_steps=lengths,
         )
         progress.steps += n
         returns += reward
         lengths += 1
         if progress.steps > warmup_steps and len(buffer) >= batch_size:
             for _ in range(state.updates_per_step):
-                loss_sum += agent.update(batch_size)
+                loss_sum += agent.update(batch_size, **sequences)
             n_updates += state.updates_per_step
         states, hidden = staged[:, :obs_dim], next_hidden
         ended: list[FinishedEpisode] = []

@@ -44,8 +44,12 @@ class TrainableAgent(Protocol):
     def to_env(self, action: "torch.Tensor") -> "torch.Tensor":
         """Policy-space actions as the env's `step` takes them."""
 
-    def update(self, batch_size: int) -> "torch.Tensor":
-        """One gradient step; the losses `[actor, critic, entropy]`, left on the device."""
+    def update(
+        self, batch_size: int, *, sequence_length: int = 1, burn_in: int = 0
+    ) -> "torch.Tensor":
+        """One gradient step; the losses `[actor, critic, entropy]`, left on the device.
+        With `sequence_length > 1`, on windows of that many consecutive transitions
+        (the first `burn_in` of each only warming the actor's state up)."""
 
     def record_training(self, record: "TrainRecord") -> str:
         """Note this run's settings in the agent's config; the config as JSON."""
