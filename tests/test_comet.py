@@ -39,6 +39,7 @@ METRICS = {
     "losses/actor_loss": lambda r: r["actor_loss"],
     "losses/critic_loss": lambda r: r["critic_loss"],
     "losses/entropy_loss": lambda r: r["entropy_loss"],
+    "alpha": lambda r: r["alpha"],
 }
 
 

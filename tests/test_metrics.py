@@ -28,6 +28,7 @@ def make_record(num: int) -> EpisodeRecord:
         actor_loss=-1.0 * num,
         critic_loss=2.0 * num,
         entropy_loss=0.1 * num,
+        alpha=0.5 / num,
     )
 
 
@@ -322,3 +323,39 @@ def test_an_older_database_gains_missing_tables_without_losing_rows(tmp_path: Pa
         indexes = {row[1] for row in connection.execute("PRAGMA index_list(episode)")}
         rows = connection.execute("SELECT experiment_id, reward FROM episode").fetchall()
     assert "ix_episode_experiment_id" in indexes and rows == [(experiment, 1.0)]
+
+
+OLD_EPISODE_TABLE = """
+CREATE TABLE episode (
+    id INTEGER NOT NULL PRIMARY KEY, experiment_id INTEGER NOT NULL, episode_num INTEGER NOT NULL,
+    reward FLOAT, length INTEGER NOT NULL, reward_moving_avg FLOAT, reward_moving_std FLOAT,
+    actor_loss FLOAT, critic_loss FLOAT, entropy_loss FLOAT, created_at DATETIME NOT NULL,
+    FOREIGN KEY(experiment_id) REFERENCES experiment (id)
+)"""
+
+
+def test_a_database_from_before_alpha_gains_the_column_and_keeps_its_rows(db: Path) -> None:
+    writer = MetricsWriter(db)
+    exp_id = writer.start("NeuroFlow", "CartPole-v1", CONFIG)
+    for n in (1, 2):
+        writer.add(make_record(n))
+    writer.flush()
+    get_db_engine(db).dispose()
+    with sqlite3.connect(db) as connection:  # rebuild the episode table as it used to be
+        columns = "id, experiment_id, episode_num, reward, length, reward_moving_avg, "
+        columns += "reward_moving_std, actor_loss, critic_loss, entropy_loss, created_at"
+        connection.execute("ALTER TABLE episode RENAME TO episode_new")
+        connection.execute(OLD_EPISODE_TABLE)
+        connection.execute(f"INSERT INTO episode SELECT {columns} FROM episode_new")
+        connection.execute("DROP TABLE episode_new")
+    from velora.metrics import db as metrics_db
+
+    metrics_db._engines.clear()
+
+    writer = MetricsWriter(db)
+    writer.resume(exp_id)
+    writer.add(make_record(3))
+    writer.flush()
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT episode_num, reward, alpha FROM episode").fetchall()
+    assert rows == [(1, 10.0, None), (2, 20.0, None), (3, 30.0, 0.5 / 3)]

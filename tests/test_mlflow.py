@@ -26,7 +26,7 @@ def database_rows(db) -> tuple[list[tuple], list[tuple]]:
     with sqlite3.connect(db) as connection:
         episodes = connection.execute(
             "SELECT episode_num, reward, length, reward_moving_avg, reward_moving_std, "
-            "critic_loss FROM episode ORDER BY episode_num"
+            "critic_loss, alpha FROM episode ORDER BY episode_num"
         ).fetchall()
         evaluations = connection.execute(
             "SELECT episode_num, mean_return, std_return, mean_length FROM evaluation"
@@ -66,6 +66,7 @@ def test_mlflow_and_tensorboard_in_one_run_equal_the_metrics_database(tmp_path):
     learned = {e[0]: e[5] for e in episodes if e[5] is not None}
     assert learned and logged["losses/critic_loss"] == pytest.approx(learned)
     assert len(logged["losses/critic_loss"]) < len(episodes)  # warm-up: no NaN logged
+    assert logged["alpha"] == pytest.approx({e[0]: e[6] for e in episodes})
     assert logged["eval/mean_return"] == pytest.approx({e[0]: e[1] for e in evaluations})
     assert logged["eval/std_return"] == pytest.approx({e[0]: e[2] for e in evaluations})
     assert sorted(logged["eval/mean_length"]) == [3, 6]

@@ -91,13 +91,13 @@ def test_a_run_without_episodes_is_listed_with_nan_statistics(tmp_path):
     assert (run.episodes, run.steps) == (0, 0)
     assert math.isnan(run.best_moving_avg) and math.isnan(run.last_moving_avg)
     fig = plot_runs(path, [1])  # an empty run draws empty panels, no error
-    assert len(fig.axes) == 5
+    assert len(fig.axes) == 6
 
 
 def test_several_runs_are_overlaid_one_line_set_each(db):
     fig = plot_runs(db, [1, 2, 3])
     lines = lines_per_axis(fig)
-    assert len(fig.axes) == 5
+    assert len(fig.axes) == 6
     # Return panel: the raw return and its moving average per run, plus one ±std band.
     ret = next(ax for ax in fig.axes if ax.get_title().startswith("Episode return"))
     assert lines[ret.get_title()] == 2 * 3
@@ -109,6 +109,7 @@ def test_several_runs_are_overlaid_one_line_set_each(db):
     ]
     for title in ("Episode length", "Actor loss", "Critic loss", "Entropy loss"):
         assert lines[title] == 3
+    assert lines["Entropy temperature alpha (log scale)"] == 3
     # One colour per run, the same colour in every panel.
     colours = [line.get_color() for line in ret.get_lines()[1::2]]
     assert len(set(colours)) == 3
@@ -221,3 +222,20 @@ def test_importing_metrics_imports_neither_matplotlib_nor_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_the_temperature_is_recorded_and_drawn(tmp_path):
+    from velora.models import NeuroFlow
+
+    path = tmp_path / "metrics.db"
+    agent = NeuroFlow("CartPole-v1", 8, 16, buffer_size=2000, seed=0)
+    agent.train(16, n_episodes=5, db_path=str(path), log_freq=2)
+    with sqlite3.connect(path) as connection:
+        alphas = [row[0] for row in connection.execute("SELECT alpha FROM episode")]
+    assert len(alphas) == 5 and alphas[-1] == pytest.approx(float(agent.entropy))
+    assert alphas[0] == pytest.approx(1.0)  # the warm-up: no update moved it yet
+    assert alphas[-1] != alphas[0]
+    fig = plot_runs(path)
+    ax = next(a for a in fig.axes if a.get_title().startswith("Entropy temperature"))
+    assert ax.get_yscale() == "log"
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx(alphas)

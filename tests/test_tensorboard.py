@@ -35,7 +35,7 @@ def test_event_files_equal_the_metrics_database(tmp_path):
     with sqlite3.connect(db) as connection:
         episodes = connection.execute(
             "SELECT episode_num, reward, length, reward_moving_avg, reward_moving_std, "
-            "critic_loss FROM episode"
+            "critic_loss, alpha FROM episode"
         ).fetchall()
         evaluations = connection.execute(
             "SELECT episode_num, mean_return, std_return, mean_length FROM evaluation"
@@ -45,6 +45,7 @@ def test_event_files_equal_the_metrics_database(tmp_path):
     assert logged["reward/moving_upper"] == pytest.approx({e[0]: e[3] + e[4] for e in episodes})
     learned = {e[0]: e[5] for e in episodes if e[5] is not None and e[5] == e[5]}
     assert learned and logged["losses/critic_loss"] == pytest.approx(learned)
+    assert logged["alpha"] == pytest.approx({e[0]: e[6] for e in episodes})
     assert logged["eval/mean_return"] == pytest.approx({e[0]: e[1] for e in evaluations})
     assert logged["eval/mean_length"] == pytest.approx({e[0]: e[3] for e in evaluations})
     assert len(logged["eval/std_return"]) == len(evaluations) == 2

@@ -55,9 +55,10 @@ class CometAnalytics(TrainCallback):
 
     Logs the agent config once, then for every logged episode (Comet step = episode
     number): `episode/return`, `episode/length`, `reward/moving_avg`,
-    `reward/moving_upper` (avg + std), `reward/moving_lower` (avg - std) and
-    `losses/{actor,critic,entropy}_loss`. Episodes played before learning starts (the
-    warm-up) have no losses, so their loss metrics are skipped rather than logged as NaN.
+    `reward/moving_upper` (avg + std), `reward/moving_lower` (avg - std),
+    `losses/{actor,critic,entropy}_loss` and `alpha` (the entropy temperature).
+    Episodes played before learning starts (the warm-up) have no losses, so their loss
+    metrics are skipped rather than logged as NaN.
     Evaluations (`Evaluate`) are logged at their episode as `eval/mean_return`,
     `eval/std_return` and `eval/mean_length`. When training ends, the videos recorded
     by `RecordVideos` (or any `RecordVideo` wrapper on the training env) during this

@@ -18,6 +18,7 @@ def episode_metrics(record: EpisodeRecord) -> dict[str, float]:
         "losses/actor_loss": record.actor_loss,
         "losses/critic_loss": record.critic_loss,
         "losses/entropy_loss": record.entropy_loss,
+        "alpha": record.alpha,
     }
     return {name: value for name, value in metrics.items() if not math.isnan(value)}
 

@@ -16,6 +16,8 @@ from velora.metrics.tables import Episode, Evaluation, Experiment
 #: The database `train()` appends to, and the commands read, unless told otherwise.
 METRICS_DB = "metrics.db"
 _TABLES = (Experiment.__table__, Episode.__table__, Evaluation.__table__)  # type: ignore[attr-defined]
+#: Columns added to a table after it was first released: an older database gains them.
+_ADDED_COLUMNS = {"episode": ("alpha",)}
 #: How long a connection waits for another process's lock (seconds).
 _BUSY_TIMEOUT = 30.0
 _engines: dict[Path, Engine] = {}
@@ -85,6 +87,8 @@ def _schema_complete(connection: sqlite3.Connection, path: Path) -> bool:
     for table in _TABLES:
         if table.name in names:
             _check_columns(connection, table, path)
+            if _missing_added_columns(connection, table):
+                return False
     wanted = {table.name for table in _TABLES}
     wanted |= {str(index.name) for table in _TABLES for index in table.indexes}
     return wanted <= names
@@ -95,6 +99,9 @@ def _create_missing(connection: sqlite3.Connection, path: Path) -> None:
     for table in _TABLES:
         connection.execute(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         _check_columns(connection, table, path)
+        for name in _missing_added_columns(connection, table):
+            column_type = table.columns[name].type.compile(dialect=dialect)
+            connection.execute(f"ALTER TABLE {table.name} ADD COLUMN {name} {column_type}")
         for index in sorted(table.indexes, key=lambda index: str(index.name)):
             create = CreateIndex(index, if_not_exists=True).compile(dialect=dialect)
             connection.execute(str(create))
@@ -102,13 +109,23 @@ def _create_missing(connection: sqlite3.Connection, path: Path) -> None:
 
 def _check_columns(connection: sqlite3.Connection, table: Any, path: Path) -> None:
     """A foreign database's same-named table lacking our columns is a `ValueError`."""
-    found = {row[1] for row in connection.execute(f"PRAGMA table_info({table.name})")}
-    missing = sorted(set(table.columns.keys()) - found)
+    found = _columns(connection, table)
+    missing = sorted(set(table.columns.keys()) - found - set(_ADDED_COLUMNS.get(table.name, ())))
     if missing:
         raise ValueError(
             f"{path} is not a Velora metrics database: table {table.name!r} "
             f"lacks columns {missing}. Use another path or move the file."
         )
+
+
+def _columns(connection: sqlite3.Connection, table: Any) -> set[str]:
+    return {row[1] for row in connection.execute(f"PRAGMA table_info({table.name})")}
+
+
+def _missing_added_columns(connection: sqlite3.Connection, table: Any) -> list[str]:
+    """The columns of `_ADDED_COLUMNS` an older database's table does not have yet."""
+    found = _columns(connection, table)
+    return [name for name in _ADDED_COLUMNS.get(table.name, ()) if name not in found]
 
 
 def _use_wal(connection: sqlite3.Connection) -> None:

@@ -30,13 +30,17 @@ if TYPE_CHECKING:
 #: Figure size (inches) and resolution of `plot_runs`: 1200 x 700 pixels by default.
 FIGSIZE = (12.0, 7.0)
 DPI = 100
-_PANELS = [["return", "return", "length"], ["actor_loss", "critic_loss", "entropy_loss"]]
+_PANELS = [
+    ["return", "return", "length", "alpha"],
+    ["actor_loss", "critic_loss", "entropy_loss", "alpha"],
+]
 _TITLES = {
     "return": "Episode return (moving average ± std; diamonds: evaluations)",
     "length": "Episode length",
     "actor_loss": "Actor loss",
     "critic_loss": "Critic loss",
     "entropy_loss": "Entropy loss",
+    "alpha": "Entropy temperature alpha (log scale)",
 }
 
 
@@ -76,6 +80,7 @@ class RunData:
     actor_loss: list[float]
     critic_loss: list[float]
     entropy_loss: list[float]
+    alpha: list[float]
     #: the evaluations: after which episode, their mean return and its std.
     eval_episode: list[int] = field(default_factory=list)
     eval_mean: list[float] = field(default_factory=list)
@@ -217,6 +222,7 @@ def load_runs(
                     actor_loss=[r.actor_loss for r in rows],
                     critic_loss=[r.critic_loss for r in rows],
                     entropy_loss=[r.entropy_loss for r in rows],
+                    alpha=[r.alpha for r in rows],
                     eval_episode=[e.episode_num for e in evaluations],
                     eval_mean=[e.mean_return for e in evaluations],
                     eval_std=[e.std_return for e in evaluations],
@@ -252,13 +258,15 @@ def _draw(runs: Sequence[RunData], figsize: tuple[float, float], dpi: int) -> "F
                 label=f"{run.summary.label}: evaluations",
             )
         axes["length"].plot(x, run.length, color=color, linewidth=1)
-        for name in ("actor_loss", "critic_loss", "entropy_loss"):
+        for name in ("actor_loss", "critic_loss", "entropy_loss", "alpha"):
             axes[name].plot(x, getattr(run, name), color=color, linewidth=1)
     for name, ax in axes.items():
         ax.set_title(_TITLES[name], fontsize=11)
         ax.set_xlabel("episode")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+    if any(a > 0 for run in runs for a in run.alpha):  # not before the column existed
+        axes["alpha"].set_yscale("log")
     axes["return"].set_ylabel("return")
     axes["length"].set_ylabel("steps")
     if runs:
@@ -279,10 +287,11 @@ def plot_runs(
     """Training curves of one or more runs, overlaid, as a matplotlib `Figure`.
 
     Panels: the episode return (faint) with its moving average and a ±std band, the
-    episode length, and the actor, critic and entropy losses (blank during the warm-up,
-    before any update). One colour per run. `run_ids` defaults to the latest run. With
-    `out`, the figure is also saved there (any format matplotlib knows, by suffix), at
-    exactly `figsize * dpi` pixels for raster formats.
+    episode length, the actor, critic and entropy losses (blank during the warm-up,
+    before any update) and the entropy temperature (log scale). One colour per run.
+    `run_ids` defaults to the latest run. With `out`, the figure is also saved there
+    (any format matplotlib knows, by suffix), at exactly `figsize * dpi` pixels for
+    raster formats.
     """
     fig = _draw(load_runs(db_path, run_ids), figsize, dpi)
     if out is not None:
@@ -375,6 +384,7 @@ def write_html_report(
             r.actor_loss,
             r.critic_loss,
             r.entropy_loss,
+            r.alpha,
             strict=True,
         )
         sections.append(
@@ -390,6 +400,7 @@ def write_html_report(
                     "actor loss",
                     "critic loss",
                     "entropy loss",
+                    "alpha",
                 ),
                 list(columns),
             )  # fmt: skip

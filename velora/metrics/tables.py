@@ -89,6 +89,9 @@ class Episode(SQLModel, table=True):
     actor_loss: float = _metric()
     critic_loss: float = _metric()
     entropy_loss: float = _metric()
+    #: the entropy temperature when the episode ended (added after the first release;
+    #: older databases gain the column, their rows reading NaN).
+    alpha: float = _metric()
     created_at: datetime = _timestamp()
 
 

@@ -36,6 +36,7 @@ class EpisodeRecord:
     actor_loss: float
     critic_loss: float
     entropy_loss: float
+    alpha: float = float("nan")  # the entropy temperature when the episode ended
 
     __post_init__ = _coerce_fields
 

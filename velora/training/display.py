@@ -74,7 +74,8 @@ class TrainDisplay:
                 f"reward avg {state.reward_moving_avg:.2f} ± {state.reward_moving_std:.2f}  "
                 f"max {state.reward_max:.2f}  "
                 f"losses actor {losses['actor_loss']:.3f} critic {losses['critic_loss']:.3f} "
-                f"entropy {losses['entropy_loss']:.3f}"
+                f"entropy {losses['entropy_loss']:.3f}  "
+                f"alpha {float(state.agent.entropy):.3g}"
             )
 
     def evaluation(self, evaluation: dict) -> None:

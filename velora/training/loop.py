@@ -223,6 +223,7 @@ def _train(
                 length=length,
                 reward_moving_avg=float(window.mean()),
                 reward_moving_std=float(window.std()),
+                alpha=float(agent.entropy),
                 **losses,
             )
             pending.append(record)

@@ -25,6 +25,10 @@ class TrainableAgent(Protocol):
     buffer: "ReplayBuffer"
     progress: "TrainProgress"
 
+    @property
+    def entropy(self) -> "torch.Tensor":
+        """The entropy temperature alpha, detached (recorded with every episode)."""
+
     def initial_hidden(self, batch_size: int) -> "torch.Tensor":
         """The recurrent state an episode starts from."""
 
