@@ -1,0 +1,70 @@
+"""Shared CLI and result file of the learning-suite workers (imported from the script's folder).
+
+`velora_learning.py` runs under our venv and `sb3_learning.py` under SB3's, so this file
+imports nothing beyond the standard library and torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+EVAL_SEED = 10_000
+"""Episode i of every evaluation of seed s resets with seed EVAL_SEED + s + i (as in
+`benchmarks/suite/tasks.py`, which the workers do not import)."""
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The arguments both workers take, so the suite's runner treats them alike."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--env", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", type=int, required=True, help="env steps to train")
+    p.add_argument("--eval-every", type=int, required=True, help="env steps between evals")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument("--out", type=Path, required=True, help="the result's JSON file")
+    return p
+
+
+def evaluation(
+    steps: int, returns: list[float], lengths: list[int], wall_s: float, alpha: float | None
+) -> dict[str, Any]:
+    """One evaluation's record: the same keys from both workers."""
+    n = len(returns)
+    mean = sum(returns) / n
+    std = (sum((r - mean) ** 2 for r in returns) / n) ** 0.5
+    return {
+        "steps": steps,
+        "mean_return": round(mean, 3),
+        "std_return": round(std, 3),
+        "mean_length": round(sum(lengths) / n, 1),
+        "alpha": None if alpha is None else round(alpha, 6),
+        "wall_s": round(wall_s, 2),
+    }
+
+
+def finish(out: Path, result: dict[str, Any]) -> None:
+    """Write the result to `out` in one rename, then print it as the JSON line.
+
+    The rename makes the file appear whole or not at all: the runner treats an existing
+    file as a finished job, so a half-written one would never be retried.
+    """
+    result = {
+        **result,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, out)
+    sys.__stdout__.write(json.dumps(result) + "\n")  # the real stdout, never a redirect
+    sys.__stdout__.flush()

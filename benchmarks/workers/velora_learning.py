@@ -1,0 +1,146 @@
+"""Learning curve of NeuroFlow on one env and seed (run with the repo's own venv).
+
+    python benchmarks/workers/velora_learning.py --env CartPole-v1 --seed 0 \
+        --budget 50000 --eval-every 2500 --out CartPole-v1__neuroflow__seed0.json
+
+Trains `NeuroFlow(env, 20, 128)` (batch 128, buffer 200_000, the library's other
+defaults) for exactly `--budget` env steps, stopped through a step callback. At every
+multiple of `--eval-every` steps, and at the end, training pauses for a deterministic
+evaluation of `--eval-episodes` episodes on the agent's own eval env, episode i reset
+with seed 10_000 + seed + i: every evaluation of a run starts from the same states, and
+training's random streams are left alone. Each evaluation records the mean and std of
+the returns, the temperature alpha and the wall time so far. `train_steps_per_s` leaves
+the evaluations' time out.
+
+The result goes to `--out` only when the run completes (written to a temp file and
+renamed), so a failed run leaves nothing and the suite's rerun retries it. It is also
+printed as one JSON line; the library's own output goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import torch
+from _learning import EVAL_SEED, evaluation, finish, parser
+
+from velora.callbacks import TrainCallback
+from velora.models import NeuroFlow
+from velora.training import evaluate_policy
+
+CONFIG = {"actor_neurons": 20, "critic_neurons": 128, "batch_size": 128, "buffer_size": 200_000}
+"""The suite's NeuroFlow, as in `benchmarks/learning.py`."""
+
+
+class _EvaluateAndStop(TrainCallback):
+    """Evaluates every `every` env steps and at `budget`, where it stops training."""
+
+    def __init__(self, agent: NeuroFlow, budget: int, every: int, episodes: int, seed: int):
+        self.agent, self.budget, self.every = agent, budget, every
+        self.episodes, self.seed = episodes, seed
+        self.evaluations: list[dict[str, Any]] = []
+        self.eval_s = 0.0
+        self.start = time.perf_counter()
+
+    def on_step(self, state) -> bool:
+        if state.step % self.every == 0 or state.step >= self.budget:
+            began = time.perf_counter()
+            result = evaluate_policy(self.agent, self.episodes, seed=EVAL_SEED + self.seed)
+            self.eval_s += time.perf_counter() - began
+            self.evaluations.append(
+                evaluation(
+                    state.step,
+                    result.returns,
+                    result.lengths,
+                    time.perf_counter() - self.start,
+                    float(self.agent.entropy),
+                )
+            )
+        return state.step < self.budget
+
+
+def _commit() -> str | None:
+    """The repository commit the run trained with (plus "+dirty" for local edits), so
+    that cached results from older code can be told apart."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "velora"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}+dirty" if dirty else head
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
+    args = p.parse_args()
+    torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
+
+    with tempfile.TemporaryDirectory(prefix="velora-suite-") as tmp:
+        # The library prints to stdout; the JSON line must be the only thing there.
+        with contextlib.redirect_stdout(sys.stderr):
+            agent = NeuroFlow(
+                args.env,
+                CONFIG["actor_neurons"],
+                CONFIG["critic_neurons"],
+                seed=args.seed,
+                buffer_size=CONFIG["buffer_size"],
+                normalize_obs=args.normalize_obs,
+            )
+            cb = _EvaluateAndStop(
+                agent, args.budget, args.eval_every, args.eval_episodes, args.seed
+            )
+            agent.train(
+                CONFIG["batch_size"],
+                n_episodes=10**9,
+                callbacks=[cb],
+                display_count=10**9,
+                db_path=str(Path(tmp) / "metrics.db"),
+            )
+    wall_s = time.perf_counter() - cb.start
+    if agent.steps_done != args.budget or cb.evaluations[-1]["steps"] != args.budget:
+        sys.exit(f"stopped at {agent.steps_done} env steps, expected {args.budget}")
+    train_s = wall_s - cb.eval_s
+    finish(
+        args.out,
+        {
+            "env": args.env,
+            "agent": "neuroflow-norm" if args.normalize_obs else "neuroflow",
+            "algo": "NeuroFlow",
+            "library": "velora",
+            "version": version("velora"),
+            "commit": _commit(),
+            "seed": args.seed,
+            "budget": args.budget,
+            "eval_every": args.eval_every,
+            "eval_episodes": args.eval_episodes,
+            "config": {**CONFIG, "normalize_obs": args.normalize_obs},
+            "evaluations": cb.evaluations,
+            "wall_s": round(wall_s, 2),
+            "eval_s": round(cb.eval_s, 2),
+            "train_s": round(train_s, 2),
+            "train_steps_per_s": round(args.budget / train_s, 1),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
