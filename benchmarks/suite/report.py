@@ -26,11 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from tasks import EVAL_EPISODES, TASKS, Task
+from tasks import ALL_TASKS, EVAL_EPISODES, Task, file_stem
 
 DEFAULT_RESULTS = Path(__file__).resolve().parents[1] / "results" / "suite"
-AGENT_ORDER = ("neuroflow", "neuroflow-norm", "sb3")
-COLORS = {"neuroflow": "C0", "neuroflow-norm": "C2", "sb3": "C1"}
+AGENT_ORDER = ("neuroflow", "neuroflow-norm", "neuroflow-seq", "neuroflow-norm-seq", "sb3")
+COLORS = {"neuroflow": "C0", "neuroflow-norm": "C2", "neuroflow-seq": "C3", "sb3": "C1"}
+
+
+def _kind(agent: str) -> str:
+    """The agent without its window length: "neuroflow-seq8" is a "neuroflow-seq"."""
+    return agent.rstrip("0123456789")
 
 
 @dataclass
@@ -92,17 +97,19 @@ def load(results: Path) -> dict[str, dict[str, AgentRuns]]:
         if not evaluations:
             print(f"skipping {path.name}: no evaluations", file=sys.stderr)
             continue
-        if env not in TASKS:
+        if env not in ALL_TASKS:
             print(f"skipping {path.name}: {env} is not a suite task", file=sys.stderr)
             continue
         grouped.setdefault(env, {}).setdefault(agent, []).append(r)
     order = {a: i for i, a in enumerate(AGENT_ORDER)}
     return {
         env: {
-            agent: AgentRuns(agent, TASKS[env], sorted(runs, key=lambda r: r["seed"]))
-            for agent, runs in sorted(by_agent.items(), key=lambda kv: (order.get(kv[0], 99), kv))
+            agent: AgentRuns(agent, ALL_TASKS[env], sorted(runs, key=lambda r: r["seed"]))
+            for agent, runs in sorted(
+                by_agent.items(), key=lambda kv: (order.get(_kind(kv[0]), 99), kv)
+            )
         }
-        for env, by_agent in sorted(grouped.items(), key=lambda kv: list(TASKS).index(kv[0]))
+        for env, by_agent in sorted(grouped.items(), key=lambda kv: list(ALL_TASKS).index(kv[0]))
     }
 
 
@@ -166,7 +173,7 @@ def plot(env: str, agents: dict[str, AgentRuns], path: Path) -> None:
             for e in r["evaluations"]:
                 by_step.setdefault(e["steps"], []).append(e["mean_return"])
         steps = sorted(by_step)
-        color = COLORS.get(a.agent)
+        color = COLORS.get(_kind(a.agent))
         mean = [statistics.fmean(by_step[s]) for s in steps]
         label = f"{a.agent} ({a.algo}, {len(a.runs)} seed{'s' * (len(a.runs) > 1)})"
         ax.plot(steps, mean, color=color, label=label, marker=".")
@@ -178,7 +185,7 @@ def plot(env: str, agents: dict[str, AgentRuns], path: Path) -> None:
             alpha=0.2,
             linewidth=0,
         )
-    task = TASKS[env]
+    task = ALL_TASKS[env]
     ax.axhline(task.threshold, color="grey", linestyle="--", label=f"threshold {task.threshold:g}")
     ax.set(
         title=f"{env}: deterministic evaluation ({EVAL_EPISODES} episodes)",
@@ -207,13 +214,13 @@ def write_report(results: Path) -> str:
     else:
         lines += ["| task | threshold | budget | winner | why |", "|---|---|---|---|---|"]
         for env, agents in data.items():
-            task, budgets = TASKS[env], {r["budget"] for a in agents.values() for r in a.runs}
+            task, budgets = ALL_TASKS[env], {r["budget"] for a in agents.values() for r in a.runs}
             budget = ", ".join(f"{b:,}" for b in sorted(budgets))
             lines.append(
                 f"| {env} | {task.threshold:g} | {budget} | {' | '.join(winner(agents))} |"
             )
     for env, agents in data.items():
-        task = TASKS[env]
+        task = ALL_TASKS[env]
         every = sorted({r["eval_every"] for a in agents.values() for r in a.runs})
         lines += [
             "",
@@ -226,9 +233,9 @@ def write_report(results: Path) -> str:
             "",
             "Winner: {} ({}).".format(*winner(agents)),
             "",
-            f"![{env}]({env}.png)",
+            f"![{env}]({file_stem(env)}.png)",
         ]
-        plot(env, agents, results / f"{env}.png")
+        plot(env, agents, results / f"{file_stem(env)}.png")
     text = "\n".join(lines) + "\n"
     (results / "suite.md").write_text(text)
     print(text)

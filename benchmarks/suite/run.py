@@ -52,7 +52,7 @@ sys.path.insert(0, str(BENCHMARKS))  # for baselines.py, one folder up
 
 from baselines import WORKERS, BaselineError, ensure_venv, run_worker  # noqa: E402
 from report import write_report  # noqa: E402
-from tasks import TASKS, Task, zoo_kwargs  # noqa: E402
+from tasks import ALL_TASKS, TASKS, Task, file_stem, zoo_kwargs  # noqa: E402
 
 SB3_SUITE = [
     "stable-baselines3==2.9.2",
@@ -61,7 +61,7 @@ SB3_SUITE = [
 ]
 """SB3 with the suite's env extras: baselines.SB3 plus Box2D for LunarLander."""
 
-AGENTS = ("neuroflow", "sb3")
+AGENTS = ("neuroflow", "neuroflow-seq", "sb3")
 DEFAULT_RESULTS = BENCHMARKS / "results" / "suite"
 
 
@@ -70,12 +70,13 @@ class Job:
     """One training run: a task, an agent and a seed."""
 
     task: Task
-    agent: str  # "neuroflow", "neuroflow-norm" or "sb3"
+    agent: str  # "neuroflow", "neuroflow-norm", "neuroflow[-norm]-seq<L>" or "sb3"
     seed: int
+    burn_in: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.task.env_id}__{self.agent}__seed{self.seed}"
+        return f"{file_stem(self.task.env_id)}__{self.agent}__seed{self.seed}"
 
     def args(self, out: Path) -> list[str]:
         """The worker's command-line arguments."""
@@ -84,7 +85,12 @@ class Job:
         args += ["--eval-every", str(t.eval_every), "--out", str(out)]
         if self.agent == "sb3":
             return [*args, "--algo", t.algo, "--kwargs", json.dumps(zoo_kwargs(t))]
-        return [*args, "--normalize-obs"] if self.agent == "neuroflow-norm" else args
+        if "-norm" in self.agent:
+            args.append("--normalize-obs")
+        if "-seq" in self.agent:
+            length = self.agent.rsplit("-seq", 1)[1]
+            args += ["--sequence-length", length, "--burn-in", str(self.burn_in)]
+        return args
 
 
 def results_dir(base: Path, scale: float) -> Path:
@@ -119,13 +125,15 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    p.add_argument("--tasks", nargs="+", choices=list(ALL_TASKS), default=list(TASKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
+    p.add_argument("--agents", nargs="+", choices=AGENTS, default=["neuroflow", "sb3"])
     p.add_argument("--jobs", type=int, default=2, help="jobs run at once (one core each)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--budget-scale", type=float, default=1.0, help="for smoke tests")
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
+    p.add_argument("--sequence-length", type=int, default=8, help="neuroflow-seq's windows")
+    p.add_argument("--burn-in", type=int, default=2, help="neuroflow-seq's burn-in steps")
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds per job at most")
     args = p.parse_args()
     if args.budget_scale <= 0 or args.jobs < 1:
@@ -133,12 +141,19 @@ def main() -> None:
 
     out_dir = results_dir(args.results.absolute(), args.budget_scale)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = {"neuroflow": "neuroflow-norm" if args.normalize_obs else "neuroflow", "sb3": "sb3"}
+    neuroflow = "neuroflow-norm" if args.normalize_obs else "neuroflow"
+    names = {
+        "neuroflow": neuroflow,
+        "neuroflow-seq": f"{neuroflow}-seq{args.sequence_length}",
+        "sb3": "sb3",
+    }
     # The biggest budgets first, so the two slots stay busy to the end.
     tasks = sorted(
-        (TASKS[t].scaled(args.budget_scale) for t in args.tasks), key=lambda t: -t.budget
+        (ALL_TASKS[t].scaled(args.budget_scale) for t in args.tasks), key=lambda t: -t.budget
     )
-    jobs = [Job(t, names[a], s) for t in tasks for s in args.seeds for a in args.agents]
+    jobs = [
+        Job(t, names[a], s, args.burn_in) for t in tasks for s in args.seeds for a in args.agents
+    ]
     todo = [j for j in jobs if not (out_dir / f"{j.name}.json").exists()]
     _log(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run -> {out_dir}")
 

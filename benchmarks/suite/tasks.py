@@ -156,6 +156,33 @@ TASKS: dict[str, Task] = {
 """The suite's tasks by env id, discrete first."""
 
 
+def _partially_observed(base: str, env_id: str) -> Task:
+    """`base` seen through `velora.gym.partially_observed` (its id), judged as `base`."""
+    return replace(TASKS[base], env_id=env_id)
+
+
+MEMORY_TASKS: dict[str, Task] = {
+    t.env_id: t
+    for t in [
+        _partially_observed("CartPole-v1", "PO/CartPole-hide-1-3-v1"),
+        _partially_observed("Pendulum-v1", "PO/Pendulum-hide-2-v1"),
+        _partially_observed("InvertedPendulum-v5", "PO/InvertedPendulum-hide-2-3-v5"),
+        _partially_observed("CartPole-v1", "PO/CartPole-noise-0.1-v1"),
+        _partially_observed("InvertedPendulum-v5", "PO/InvertedPendulum-noise-0.1-v5"),
+    ]
+}
+"""The memory benchmark's tasks (`benchmarks/memory.py`): the velocities hidden, or
+Gaussian observation noise, with the fully observed task's threshold, budget and SB3
+settings."""
+
+ALL_TASKS = {**TASKS, **MEMORY_TASKS}
+
+
+def file_stem(env_id: str) -> str:
+    """The env id as part of a file name (`PO/CartPole-...` has a slash)."""
+    return env_id.replace("/", "_")
+
+
 def zoo_kwargs(task: Task) -> dict[str, Any]:
     """SB3 constructor keyword arguments (`policy` included) from the task's zoo settings."""
     kwargs: dict[str, Any] = {"policy": "MlpPolicy"}

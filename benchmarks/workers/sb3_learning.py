@@ -5,9 +5,10 @@
         --kwargs '{"policy": "MlpPolicy", "learning_rate": 0.0023}' --out result.json
 
 Trains with the constructor arguments in `--kwargs` (the suite passes rl-baselines3-zoo's
-tuned settings, `benchmarks/suite/tasks.py`; this worker imports nothing from velora or
-the suite) for exactly `--budget` env steps: a callback stops SB3 there, which on its
-own would finish its last rollout of `train_freq` steps. At every multiple of
+tuned settings, `benchmarks/suite/tasks.py`; this worker imports nothing from the suite,
+and from velora only `velora.gym` for the memory benchmark's `PO/...` ids) for exactly
+`--budget` env steps: a callback stops SB3 there, which on its own would finish its
+last rollout of `train_freq` steps. At every multiple of
 `--eval-every` steps, and at the end, the callback evaluates the deterministic policy
 for `--eval-episodes` episodes on a separate eval env, episode i reset with seed
 10_000 + seed + i, as the NeuroFlow worker does. SAC's records carry its temperature
@@ -23,7 +24,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+import types
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -87,6 +90,23 @@ class _Evaluate(BaseCallback):
         return returns, lengths
 
 
+def _register_partially_observed(env_id: str) -> None:
+    """`PO/...` ids (the memory benchmark) name Velora's observation wrappers, which need
+    only gymnasium and numpy: register the id with this repository's
+    `velora/gym/partial.py`, loaded without the rest of the package (whose other modules
+    need what this venv lacks)."""
+    if not env_id.startswith("PO/"):
+        return
+    package = Path(__file__).resolve().parents[2] / "velora"
+    for name, folder in (("velora", package), ("velora.gym", package / "gym")):
+        module = types.ModuleType(name)
+        module.__path__ = [str(folder)]  # a namespace: its __init__ does not run
+        sys.modules.setdefault(name, module)
+    from velora.gym.partial import register_from_id
+
+    register_from_id(env_id)
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--algo", choices=sorted(ALGOS), required=True)
@@ -95,6 +115,7 @@ def main() -> None:
     torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
     kwargs = json.loads(args.kwargs)
     policy = kwargs.pop("policy", "MlpPolicy")
+    _register_partially_observed(args.env)
 
     cb = _Evaluate(args.env, args.budget, args.eval_every, args.eval_episodes, args.seed)
     model = ALGOS[args.algo](policy, args.env, seed=args.seed, device="cpu", verbose=0, **kwargs)

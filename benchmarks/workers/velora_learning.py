@@ -91,7 +91,12 @@ def _commit() -> str | None:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
+    p.add_argument("--sequence-length", type=int, default=1, help="train(sequence_length=...)")
+    p.add_argument("--burn-in", type=int, default=0, help="train(burn_in=...)")
     args = p.parse_args()
+    agent_name = "neuroflow" + "-norm" * args.normalize_obs
+    if args.sequence_length > 1:
+        agent_name += f"-seq{args.sequence_length}"
     torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
 
     with tempfile.TemporaryDirectory(prefix="velora-suite-") as tmp:
@@ -114,6 +119,8 @@ def main() -> None:
                 callbacks=[cb],
                 display_count=10**9,
                 db_path=str(Path(tmp) / "metrics.db"),
+                sequence_length=args.sequence_length,
+                burn_in=args.burn_in,
             )
     wall_s = time.perf_counter() - cb.start
     if agent.steps_done != args.budget or cb.evaluations[-1]["steps"] != args.budget:
@@ -123,7 +130,7 @@ def main() -> None:
         args.out,
         {
             "env": args.env,
-            "agent": "neuroflow-norm" if args.normalize_obs else "neuroflow",
+            "agent": agent_name,
             "algo": "NeuroFlow",
             "library": "velora",
             "version": version("velora"),
@@ -132,7 +139,12 @@ def main() -> None:
             "budget": args.budget,
             "eval_every": args.eval_every,
             "eval_episodes": args.eval_episodes,
-            "config": {**CONFIG, "normalize_obs": args.normalize_obs},
+            "config": {
+                **CONFIG,
+                "normalize_obs": args.normalize_obs,
+                "sequence_length": args.sequence_length,
+                "burn_in": args.burn_in,
+            },
             "evaluations": cb.evaluations,
             "wall_s": round(wall_s, 2),
             "eval_s": round(cb.eval_s, 2),
