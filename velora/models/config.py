@@ -29,5 +29,6 @@ class AgentConfig(BaseModel):
     actor_params: int
     critic_params: int
     normalize_obs: bool = False
+    target_entropy: float | None = None
     #: the last `train()` call's settings and its callbacks' configs.
     train: TrainRecord | None = None

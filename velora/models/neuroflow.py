@@ -71,6 +71,9 @@ class NeuroFlow(SoftActorCritic):
         normalize_obs: scale observations by running mean and variance (an
             `ObservationNormalizer` inside the agent: updated while training, frozen
             when predicting, saved and exported with the agent).
+        target_entropy: the policy entropy (nats) the temperature is tuned towards;
+            None for the head's default (-action_dim for Box spaces; a share of the
+            maximum, log |A|, for Discrete ones, which it must stay below).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class NeuroFlow(SoftActorCritic):
         device: str | torch.device | None = None,
         seed: int | None = None,
         normalize_obs: bool = False,
+        target_entropy: float | None = None,
     ) -> None:
         # Two neurons at least: one inter and one command neuron.
         check_int("actor_neurons", actor_neurons, minimum=2)
@@ -123,6 +127,8 @@ class NeuroFlow(SoftActorCritic):
         self.env = add_core_env_wrappers(env, self.device)
         self.eval_env = add_core_env_wrappers(make_env(env_id), self.device)
         self.head: PolicyHead = make_head(env.action_space, log_std, self.device)
+        if target_entropy is not None:
+            self.head.target_entropy = _checked_target_entropy(target_entropy, env.action_space)
         state_dim = env.observation_space.shape[0]
 
         self.obs_norm: ObservationNormalizer | None = None
@@ -170,6 +176,7 @@ class NeuroFlow(SoftActorCritic):
             actor_params=total_parameters(self.actor),
             critic_params=total_parameters(self.critic),
             normalize_obs=normalize_obs,
+            target_entropy=target_entropy,
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
@@ -433,6 +440,21 @@ class NeuroFlow(SoftActorCritic):
             f"{self.config.actor_neurons}, critic_neurons={self.config.critic_neurons}, "
             f"action_type={self.head.kind!r}, device={str(self.device)!r}, seed={self.seed})"
         )
+
+
+def _checked_target_entropy(value: float, space: gym.Space) -> float:
+    """A finite number, and for a Discrete space one below its maximum entropy log |A|
+    (a target the policy can never reach sends the temperature off to infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"target_entropy must be a finite number of nats, got {value!r}.")
+    if isinstance(space, gym.spaces.Discrete):
+        maximum = math.log(space.n)
+        if value >= maximum:
+            raise ValueError(
+                f"target_entropy ({value}) must be below the maximum entropy of "
+                f"{space}, log({space.n}) = {maximum:.4f}; e.g. 0.5 * math.log({space.n})."
+            )
+    return float(value)
 
 
 class NeuroFlowCT(NeuroFlow):

@@ -317,6 +317,7 @@ def load_agent(
         device=device if device is not None else _default_device(config.device),
         seed=config.seed,
         normalize_obs=config.normalize_obs,
+        target_entropy=config.target_entropy,
     )
     model_tensors = _load_tensors(folder / MODEL_STATE, agent.device)
     try:
