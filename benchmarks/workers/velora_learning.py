@@ -94,6 +94,7 @@ def main() -> None:
     p.add_argument("--sequence-length", type=int, default=1, help="train(sequence_length=...)")
     p.add_argument("--burn-in", type=int, default=0, help="train(burn_in=...)")
     args = p.parse_args()
+    commit = _commit()  # now: the code this process imported, not the code at its end
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
     if args.sequence_length > 1:
         agent_name += f"-seq{args.sequence_length}"
@@ -134,7 +135,7 @@ def main() -> None:
             "algo": "NeuroFlow",
             "library": "velora",
             "version": version("velora"),
-            "commit": _commit(),
+            "commit": commit,
             "seed": args.seed,
             "budget": args.budget,
             "eval_every": args.eval_every,
