@@ -1,13 +1,12 @@
 """`MLflowLogger`: an MLflow run on a local SQLite store holds what `metrics.db` holds."""
 
 import socket
-import sqlite3
 import sys
 
 import pytest
 from callback_helpers import CtrlCAtEpisode
 from mlflow import MlflowClient
-from test_tensorboard import scalars
+from test_tensorboard import database_rows, scalars
 
 from velora.callbacks import Evaluate, MLflowLogger, TensorBoardLogger
 from velora.callbacks.tracking import flatten
@@ -20,18 +19,6 @@ def metric_histories(client: MlflowClient, run_id: str) -> dict[str, dict[int, f
         name: {m.step: m.value for m in client.get_metric_history(run_id, name)}
         for name in run.data.metrics
     }
-
-
-def database_rows(db) -> tuple[list[tuple], list[tuple]]:
-    with sqlite3.connect(db) as connection:
-        episodes = connection.execute(
-            "SELECT episode_num, reward, length, reward_moving_avg, reward_moving_std, "
-            "critic_loss, alpha FROM episode ORDER BY episode_num"
-        ).fetchall()
-        evaluations = connection.execute(
-            "SELECT episode_num, mean_return, std_return, mean_length FROM evaluation"
-        ).fetchall()
-    return episodes, evaluations
 
 
 def only_run(client: MlflowClient, experiment: str):

@@ -19,6 +19,18 @@ def scalars(run_dir) -> dict[str, dict[int, float]]:
     }
 
 
+def database_rows(db) -> tuple[list[tuple], list[tuple]]:
+    with sqlite3.connect(db) as connection:
+        episodes = connection.execute(
+            "SELECT episode_num, reward, length, reward_moving_avg, reward_moving_std, "
+            "critic_loss, alpha FROM episode ORDER BY episode_num"
+        ).fetchall()
+        evaluations = connection.execute(
+            "SELECT episode_num, mean_return, std_return, mean_length FROM evaluation"
+        ).fetchall()
+    return episodes, evaluations
+
+
 def test_event_files_equal_the_metrics_database(tmp_path):
     db = tmp_path / "metrics.db"
     logger = TensorBoardLogger(tmp_path / "runs")
@@ -32,14 +44,7 @@ def test_event_files_equal_the_metrics_database(tmp_path):
     )
     run_dir = tmp_path / "runs" / f"NeuroFlow_CartPole_{summary.experiment_id}"
     logged = scalars(run_dir)
-    with sqlite3.connect(db) as connection:
-        episodes = connection.execute(
-            "SELECT episode_num, reward, length, reward_moving_avg, reward_moving_std, "
-            "critic_loss, alpha FROM episode"
-        ).fetchall()
-        evaluations = connection.execute(
-            "SELECT episode_num, mean_return, std_return, mean_length FROM evaluation"
-        ).fetchall()
+    episodes, evaluations = database_rows(db)
     assert logged["episode/return"] == pytest.approx({e[0]: e[1] for e in episodes})
     assert logged["episode/length"] == pytest.approx({e[0]: e[2] for e in episodes})
     assert logged["reward/moving_upper"] == pytest.approx({e[0]: e[3] + e[4] for e in episodes})

@@ -115,7 +115,7 @@ class ReplayBuffer:
         fields = (state, action, reward, next_state, done, hidden, next_hidden)
         if self.storage.device.type != "cpu":
             rows = (torch.as_tensor(field).reshape(1, -1) for field in fields)
-            self.add_batch(*rows, episode_steps=torch.tensor([episode_step]))
+            self.add_batch(*rows, episode_steps=np.array([episode_step]))
             return
         values = [_flat(field) for field in fields]
         if tuple(value.size for value in values) != self.widths:
@@ -125,14 +125,14 @@ class ReplayBuffer:
             )
         row = self.storage.numpy()[self.position]  # a view: writes land in the storage
         np.concatenate(values, out=row, casting="unsafe")  # unsafe: int actions, bool done
+        episode_ids = self.episode_ids.numpy()  # views too: no tensor op per step
         if episode_step == 0:
-            episode = self.next_episode_id
+            episode_ids[self.position] = self.next_episode_id
             self.next_episode_id += 1
         else:  # the episode's previous transition is the previous row
-            episode = int(self.episode_ids[(self.position - 1) % self.capacity])
-        self.episode_ids[self.position] = episode
-        self.episode_steps[self.position] = episode_step
-        self.strides[self.position] = 1
+            episode_ids[self.position] = episode_ids[self.position - 1]  # -1: the last row
+        self.episode_steps.numpy()[self.position] = episode_step
+        self.strides.numpy()[self.position] = 1
         self.position = (self.position + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -145,7 +145,7 @@ class ReplayBuffer:
         dones: torch.Tensor,
         hidden: torch.Tensor,
         next_hidden: torch.Tensor,
-        episode_steps: torch.Tensor | np.ndarray | None = None,
+        episode_steps: np.ndarray | None = None,
     ) -> None:
         """Store `n` transitions at once (e.g. one step of `n` vectorised envs).
 
@@ -154,17 +154,24 @@ class ReplayBuffer:
         wrapping around the end of the ring; if `n` exceeds the capacity only the last
         `capacity` rows are kept, as `n` calls to `add` would. `episode_steps` gives each
         row's step in its episode, row `i` continuing the episode of row `i` of the
-        previous call (the same sub-env); None stores each as an episode of its own.
+        previous call (the same sub-env); None stores each as an episode of its own. The
+        steps are a host array (the loop counts them there), so numbering the episodes
+        never waits for the device.
         """
         n = states.shape[0]
-        steps = torch.zeros(n, dtype=torch.int32, device=self.device)
+        host_steps = np.zeros(n, dtype=np.int32)
         if episode_steps is not None:
-            steps = torch.as_tensor(episode_steps, device=self.device).reshape(n).to(torch.int32)
-        starts = steps == 0
-        new_ids = self.next_episode_id + torch.cumsum(starts, 0, dtype=torch.int64) - 1
+            host_steps = np.asarray(episode_steps, dtype=np.int32).reshape(n)
+        host_starts = host_steps == 0
+        new_ids = self.next_episode_id + np.cumsum(host_starts, dtype=np.int64) - 1
+        self.next_episode_id += int(host_starts.sum())
+        steps = torch.as_tensor(host_steps, device=self.device)
         previous = (self.position - n + torch.arange(n, device=self.device)) % self.capacity
-        ids = torch.where(starts, new_ids, self.episode_ids[previous])
-        self.next_episode_id += int(n if episode_steps is None else starts.sum())
+        ids = torch.where(
+            torch.as_tensor(host_starts, device=self.device),
+            torch.as_tensor(new_ids, device=self.device),
+            self.episode_ids[previous],
+        )
         rows = torch.cat(
             [
                 torch.as_tensor(field, device=self.device).reshape(n, -1).float()

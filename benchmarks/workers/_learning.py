@@ -50,18 +50,37 @@ def evaluation(
     }
 
 
-def finish(out: Path, result: dict[str, Any]) -> None:
-    """Write the result to `out` in one rename, then print it as the JSON line.
+def finish(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    evaluations: list[dict[str, Any]],
+    wall_s: float,
+    eval_s: float,
+) -> None:
+    """Record the run (`result` holds what only one worker knows), write it to
+    `args.out` in one rename, then print it as the JSON line.
 
     The rename makes the file appear whole or not at all: the runner treats an existing
     file as a finished job, so a half-written one would never be retried.
     """
+    train_s = wall_s - eval_s
     result = {
+        "env": args.env,
         **result,
+        "seed": args.seed,
+        "budget": args.budget,
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "evaluations": evaluations,
+        "wall_s": round(wall_s, 2),
+        "eval_s": round(eval_s, 2),
+        "train_s": round(train_s, 2),
+        "train_steps_per_s": round(args.budget / train_s, 1),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(result, indent=1) + "\n")

@@ -123,27 +123,19 @@ def main() -> None:
     wall_s = time.perf_counter() - cb.start
     if model.num_timesteps != args.budget or cb.evaluations[-1]["steps"] != args.budget:
         sys.exit(f"stopped at {model.num_timesteps} env steps, expected {args.budget}")
-    train_s = wall_s - cb.eval_s
     finish(
-        args.out,
+        args,
         {
-            "env": args.env,
             "agent": "sb3",
             "algo": args.algo.upper(),
             "library": "stable-baselines3",
             "version": version("stable-baselines3"),
-            "seed": args.seed,
-            "budget": args.budget,
-            "eval_every": args.eval_every,
-            "eval_episodes": args.eval_episodes,
             "config": {"policy": policy, **kwargs},
-            "evaluations": cb.evaluations,
-            "wall_s": round(wall_s, 2),
-            "eval_s": round(cb.eval_s, 2),
-            "train_s": round(train_s, 2),
-            "train_steps_per_s": round(args.budget / train_s, 1),
             "gradient_steps": model._n_updates,
         },
+        cb.evaluations,
+        wall_s,
+        cb.eval_s,
     )
 
 

@@ -126,32 +126,24 @@ def main() -> None:
     wall_s = time.perf_counter() - cb.start
     if agent.steps_done != args.budget or cb.evaluations[-1]["steps"] != args.budget:
         sys.exit(f"stopped at {agent.steps_done} env steps, expected {args.budget}")
-    train_s = wall_s - cb.eval_s
     finish(
-        args.out,
+        args,
         {
-            "env": args.env,
             "agent": agent_name,
             "algo": "NeuroFlow",
             "library": "velora",
             "version": version("velora"),
             "commit": commit,
-            "seed": args.seed,
-            "budget": args.budget,
-            "eval_every": args.eval_every,
-            "eval_episodes": args.eval_episodes,
             "config": {
                 **CONFIG,
                 "normalize_obs": args.normalize_obs,
                 "sequence_length": args.sequence_length,
                 "burn_in": args.burn_in,
             },
-            "evaluations": cb.evaluations,
-            "wall_s": round(wall_s, 2),
-            "eval_s": round(cb.eval_s, 2),
-            "train_s": round(train_s, 2),
-            "train_steps_per_s": round(args.budget / train_s, 1),
         },
+        cb.evaluations,
+        wall_s,
+        cb.eval_s,
     )
 
 

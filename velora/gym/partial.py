@@ -184,7 +184,9 @@ def partially_observed(
 
 
 def _observation_size(env_id: str) -> int:
-    space = gym.make(env_id).observation_space
+    env = gym.make(env_id)
+    space = env.observation_space
+    env.close()
     if not isinstance(space, spaces.Box) or len(space.shape) != 1:
         raise ValueError(f"{env_id} observations are not a 1-D Box: {space}.")
     return space.shape[0]
