@@ -9,6 +9,7 @@ would spend seconds of CPU importing torch again.
 """
 
 import json
+import math
 import os
 import re
 import shutil
@@ -249,6 +250,14 @@ def run_main(args: list[str], capfd) -> subprocess.CompletedProcess:
             ["train", "CartPole-v1", "--episodes", "1", "--mlflow", "http://127.0.0.1:1"],
             ["cannot reach the MLflow tracking store at 'http://127.0.0.1:1'"],
         ),
+        (
+            ["train", "CartPole-v1", "--episodes", "1", "--target-entropy-scale", "1.5"],
+            ["target_entropy_scale must be a number in (0, 1)", "got 1.5"],
+        ),
+        (
+            ["train", "Pendulum-v1", "--episodes", "1", "--target-entropy-scale", "0.5"],
+            ["for Box actions give target_entropy in nats"],
+        ),
     ],
 )
 def test_bad_input_after_torch_is_one_clear_line(work, monkeypatch, capfd, args, needles):
@@ -306,6 +315,22 @@ def test_train_compile_flag_compiles_the_agent(tmp_path, monkeypatch, capfd):
     assert agent._stages is not EAGER and agent.steps_done > 16  # it trained, compiled
     ok(run_main(args[:-1], capfd))
     assert len(compiled) == 1  # and without the flag it does not compile
+
+
+def test_train_sets_the_temperature_of_the_saved_agent(tmp_path, monkeypatch, capfd):
+    from velora.models import NeuroFlow
+
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "train", "Acrobot-v1", "--actor-neurons", "8", "--critic-neurons", "16",
+        "--batch-size", "16", "--episodes", "1", "--seed", "0", "--buffer-size", "1000",
+        "--checkpoints", "run", "--initial-alpha", "0.05", "--target-entropy-scale", "0.6",
+    ]  # fmt: skip
+    ok(run_main(args, capfd))
+    agent = NeuroFlow.load(tmp_path / "checkpoints/run/saves/Acrobot_final")
+    assert agent.config.initial_alpha == 0.05 and agent.config.target_entropy_scale == 0.6
+    assert agent.head.target_entropy == pytest.approx(0.6 * math.log(3))
+    assert agent.alpha.item() != pytest.approx(0.05)  # it trained from there
 
 
 def test_train_evaluates_keeps_the_best_and_logs_to_every_tracker(tmp_path, monkeypatch, capfd):

@@ -7,7 +7,6 @@ change the critics' gradients only.
 """
 
 import copy
-import math
 
 import pytest
 import torch
@@ -218,33 +217,3 @@ def test_hand_written_gradients_equal_the_autograd_losses(env_id, monkeypatch):
             for h, a in zip(hand[name], auto[name], strict=True):
                 assert h.dtype == torch.float64
                 torch.testing.assert_close(h, a, rtol=1e-9, atol=1e-12, msg=name)
-
-
-def test_target_entropy_is_a_setting_saved_with_the_agent(tmp_path):
-    agent = NeuroFlow("Acrobot-v1", 8, 16, buffer_size=1000, seed=0, target_entropy=0.3)
-    assert agent.head.target_entropy == 0.3 and agent.config.target_entropy == 0.3
-    agent.save(tmp_path / "agent")
-    assert NeuroFlow.load(tmp_path / "agent").head.target_entropy == 0.3
-    default = NeuroFlow("Acrobot-v1", 8, 16, buffer_size=1000, seed=0)
-    assert default.config.target_entropy is None
-    assert default.head.target_entropy == pytest.approx(0.98 * math.log(3))
-    box = NeuroFlow("Pendulum-v1", 8, 16, buffer_size=1000, seed=0, target_entropy=-3.0)
-    assert box.head.target_entropy == -3.0
-    # The temperature's gradient is the gap to this target: a lower one moves alpha less.
-    pi = box.head.expectation(torch.zeros(5, 2))
-    grad = torch.autograd.grad(box.alpha_loss(None, pi.detached()), box.log_alpha)[0]
-    entropy = -pi.expect(pi.log_prob).mean()
-    assert grad.item() == pytest.approx((entropy + 3.0).item())
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (math.log(3), r"below the maximum entropy of Discrete\(3\), log\(3\) = 1.0986"),
-        (float("nan"), "finite number"),
-        ("high", "finite number"),
-    ],
-)
-def test_a_target_entropy_the_policy_cannot_reach_is_refused(value, message):
-    with pytest.raises(ValueError, match=message):
-        NeuroFlow("Acrobot-v1", 8, 16, buffer_size=1000, target_entropy=value)

@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 
 from velora.cli.common import CLIError, console
-from velora.training.config import ACTOR_NEURONS, BUFFER_SIZE, CRITIC_NEURONS, TrainConfig
+from velora.training.config import (
+    ACTOR_NEURONS,
+    BUFFER_SIZE,
+    CRITIC_NEURONS,
+    DISCRETE_INITIAL_ALPHA,
+    TrainConfig,
+)
 
 AGENT = "Agent"
 TRAINING = "Training"
@@ -51,6 +57,28 @@ def train(
             rich_help_panel=AGENT,
         ),
     ] = False,  # fmt: skip
+    initial_alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="Starting entropy temperature \\[default: 1 for Box actions, "
+            f"{DISCRETE_INITIAL_ALPHA:g} for Discrete ones].",
+            rich_help_panel=AGENT,
+        ),
+    ] = None,  # fmt: skip
+    target_entropy: Annotated[
+        float | None,
+        typer.Option(
+            help="Policy entropy (nats) the temperature is tuned towards.",
+            rich_help_panel=AGENT,
+        ),
+    ] = None,  # fmt: skip
+    target_entropy_scale: Annotated[
+        float | None,
+        typer.Option(
+            help="Discrete actions: the target entropy as a share in (0, 1) of log |A|.",
+            rich_help_panel=AGENT,
+        ),
+    ] = None,  # fmt: skip
     batch_size: Annotated[int, _setting("batch_size")] = DEFAULTS.batch_size,
     episodes: Annotated[int, _setting("n_episodes")] = DEFAULTS.n_episodes,
     max_steps: Annotated[int, _setting("max_steps")] = DEFAULTS.max_steps,
@@ -218,6 +246,9 @@ def train(
         device=device,
         seed=seed,
         normalize_obs=normalize_obs,
+        initial_alpha=initial_alpha,
+        target_entropy=target_entropy,
+        target_entropy_scale=target_entropy_scale,
     )
     if compile_agent:
         agent.compile()

@@ -30,5 +30,6 @@ class AgentConfig(BaseModel):
     critic_params: int
     normalize_obs: bool = False
     target_entropy: float | None = None
+    target_entropy_scale: float | None = None
     #: the last `train()` call's settings and its callbacks' configs.
     train: TrainRecord | None = None

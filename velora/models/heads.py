@@ -16,6 +16,7 @@ import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
+from velora.training.config import DISCRETE_INITIAL_ALPHA, DISCRETE_TARGET_SCALE
 from velora.utils.torch import scalar_like
 
 
@@ -68,6 +69,8 @@ class PolicyHead(ABC):
     critic_out: int
     #: the entropy the temperature is tuned towards.
     target_entropy: float
+    #: the temperature training starts from, unless `NeuroFlow(initial_alpha=...)` sets one.
+    initial_alpha: float
     #: "discrete" or "continuous".
     kind: str
 
@@ -140,6 +143,7 @@ class ContinuousHead(PolicyHead):
         self.actor_out = 2 * self.action_dim
         self.critic_out = 1
         self.target_entropy = -float(self.action_dim)
+        self.initial_alpha = 1.0
         # The constant terms of the log-density: per dim 0.5 log(2 pi) + 2 log 2.
         self._log_prob_offset = self.action_dim * (0.5 * math.log(2 * math.pi) + 2 * math.log(2))
         self.log_std_min, self.log_std_max = log_std
@@ -238,8 +242,13 @@ class DiscreteHead(PolicyHead):
         self.action_dim = 1
         self.actor_out = self.n
         self.critic_out = self.n
-        # 0.98 of the maximum entropy log|A| (Christodoulou, 2019).
-        self.target_entropy = 0.98 * math.log(self.n)
+        self.target_entropy = DISCRETE_TARGET_SCALE * self.max_entropy
+        self.initial_alpha = DISCRETE_INITIAL_ALPHA
+
+    @property
+    def max_entropy(self) -> float:
+        """The entropy of the uniform policy, log |A|: no categorical policy exceeds it."""
+        return math.log(self.n)
 
     def critic_in(self, state_dim: int) -> int:
         return state_dim

@@ -62,7 +62,8 @@ class NeuroFlow(SoftActorCritic):
         optim: a `torch.optim` optimiser class used for every network.
         buffer_size: replay buffer capacity (transitions).
         actor_lr, critic_lr, alpha_lr: learning rates.
-        initial_alpha: starting entropy temperature.
+        initial_alpha: starting entropy temperature; None for the head's default (1 for
+            Box spaces, `heads.DISCRETE_INITIAL_ALPHA` for Discrete ones).
         log_std: clamp range of the Gaussian policy's log standard deviation.
         tau: Polyak coefficient of the target critics.
         gamma: discount factor.
@@ -74,6 +75,8 @@ class NeuroFlow(SoftActorCritic):
         target_entropy: the policy entropy (nats) the temperature is tuned towards;
             None for the head's default (-action_dim for Box spaces; a share of the
             maximum, log |A|, for Discrete ones, which it must stay below).
+        target_entropy_scale: for Discrete spaces, the target as a share in (0, 1) of
+            log |A| instead (`heads.DISCRETE_TARGET_SCALE` by default).
     """
 
     def __init__(
@@ -87,7 +90,7 @@ class NeuroFlow(SoftActorCritic):
         actor_lr: float = 3e-4,
         critic_lr: float = 3e-4,
         alpha_lr: float = 3e-4,
-        initial_alpha: float = 1.0,
+        initial_alpha: float | None = None,
         log_std: Sequence[float] = (-5, 2),
         tau: float = 0.005,
         gamma: float = 0.99,
@@ -95,6 +98,7 @@ class NeuroFlow(SoftActorCritic):
         seed: int | None = None,
         normalize_obs: bool = False,
         target_entropy: float | None = None,
+        target_entropy_scale: float | None = None,
     ) -> None:
         # Two neurons at least: one inter and one command neuron.
         check_int("actor_neurons", actor_neurons, minimum=2)
@@ -104,9 +108,10 @@ class NeuroFlow(SoftActorCritic):
             ("actor_lr", actor_lr),
             ("critic_lr", critic_lr),
             ("alpha_lr", alpha_lr),
-            ("initial_alpha", initial_alpha),
         ):
             check_positive(name, value)
+        if initial_alpha is not None:
+            check_positive("initial_alpha", initial_alpha)
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau}.")
         if not 0.0 <= gamma <= 1.0:
@@ -127,8 +132,10 @@ class NeuroFlow(SoftActorCritic):
         self.env = add_core_env_wrappers(env, self.device)
         self.eval_env = add_core_env_wrappers(make_env(env_id), self.device)
         self.head: PolicyHead = make_head(env.action_space, log_std, self.device)
-        if target_entropy is not None:
-            self.head.target_entropy = _checked_target_entropy(target_entropy, env.action_space)
+        self.head.target_entropy = _target_entropy(
+            target_entropy, target_entropy_scale, env.action_space, self.head.target_entropy
+        )
+        initial_alpha = self.head.initial_alpha if initial_alpha is None else initial_alpha
         state_dim = env.observation_space.shape[0]
 
         self.obs_norm: ObservationNormalizer | None = None
@@ -177,6 +184,7 @@ class NeuroFlow(SoftActorCritic):
             critic_params=total_parameters(self.critic),
             normalize_obs=normalize_obs,
             target_entropy=target_entropy,
+            target_entropy_scale=target_entropy_scale,
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
@@ -442,10 +450,41 @@ class NeuroFlow(SoftActorCritic):
         )
 
 
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _target_entropy(
+    value: float | None, scale: float | None, space: gym.Space, default: float
+) -> float:
+    """The target entropy from `target_entropy` or `target_entropy_scale` (at most one),
+    else the head's `default`."""
+    if value is not None and scale is not None:
+        raise ValueError(
+            "Give target_entropy (nats) or target_entropy_scale (a share of the maximum "
+            "entropy), not both."
+        )
+    if value is not None:
+        return _checked_target_entropy(value, space)
+    if scale is None:
+        return default
+    if not isinstance(space, gym.spaces.Discrete):
+        raise ValueError(
+            "target_entropy_scale is a share of log |A|, the maximum entropy of a Discrete "
+            f"space; for {type(space).__name__} actions give target_entropy in nats."
+        )
+    if not _is_number(scale) or not 0.0 < scale < 1.0:
+        raise ValueError(
+            f"target_entropy_scale must be a number in (0, 1), the share of log({space.n}) "
+            f"the policy's entropy is tuned towards; got {scale!r}."
+        )
+    return float(scale) * math.log(space.n)
+
+
 def _checked_target_entropy(value: float, space: gym.Space) -> float:
     """A finite number, and for a Discrete space one below its maximum entropy log |A|
     (a target the policy can never reach sends the temperature off to infinity)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _is_number(value):
         raise ValueError(f"target_entropy must be a finite number of nats, got {value!r}.")
     if isinstance(space, gym.spaces.Discrete):
         maximum = math.log(space.n)

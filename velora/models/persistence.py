@@ -318,6 +318,7 @@ def load_agent(
         seed=config.seed,
         normalize_obs=config.normalize_obs,
         target_entropy=config.target_entropy,
+        target_entropy_scale=config.target_entropy_scale,
     )
     model_tensors = _load_tensors(folder / MODEL_STATE, agent.device)
     try:
