@@ -333,6 +333,33 @@ def test_train_sets_the_temperature_of_the_saved_agent(tmp_path, monkeypatch, ca
     assert agent.alpha.item() != pytest.approx(0.05)  # it trained from there
 
 
+def test_train_starts_from_a_preset_and_the_command_line_wins(tmp_path, monkeypatch, capfd):
+    from velora.models import NeuroFlow
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "presets.toml").write_text(
+        '["Acrobot-v1".agent]\ninitial_alpha = 0.05\ngamma = 0.97\n'
+        '["Acrobot-v1".train]\nn_episodes = 2\nwarmup_steps = 40\n'
+    )
+    args = [
+        "train", "Acrobot-v1", "--actor-neurons", "8", "--critic-neurons", "16",
+        "--batch-size", "16", "--seed", "0", "--buffer-size", "2000", "--checkpoints", "run",
+        "--preset-file", "presets.toml", "--initial-alpha", "0.2",
+    ]  # fmt: skip
+    ok(run_main(args, capfd))
+    agent = NeuroFlow.load(tmp_path / "checkpoints/run/saves/Acrobot_final")
+    assert agent.config.gamma == 0.97  # from the preset
+    assert agent.config.initial_alpha == 0.2  # the command line's
+    assert agent.episodes_done == 2 and agent.config.train.warmup_steps == 40
+    assert agent.config.train.batch_size == 16
+    fails(
+        run_main(["train", "Pendulum-v1", "--preset-file", "presets.toml"], capfd),
+        "No preset for 'Pendulum-v1'",
+        "presets there: Acrobot-v1",
+    )
+    assert not (tmp_path / "checkpoints/run/saves/Pendulum_final").exists()
+
+
 def test_train_evaluates_keeps_the_best_and_logs_to_every_tracker(tmp_path, monkeypatch, capfd):
     from mlflow import MlflowClient
     from test_tensorboard import scalars

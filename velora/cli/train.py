@@ -2,7 +2,7 @@
 everything went."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,7 +31,39 @@ def _setting(name: str) -> typer.models.OptionInfo:
     return typer.Option(help=TrainConfig.help(name), rich_help_panel=TRAINING)
 
 
+#: `train()` settings whose option has another name.
+_OPTION_OF = {"n_episodes": "episodes", "db_path": "db"}
+
+
+def _apply_preset(
+    ctx: typer.Context,
+    env_id: str,
+    path: Path | None,
+    agent_kwargs: dict[str, Any],
+    train_kwargs: dict[str, Any],
+) -> None:
+    """Fill both keyword dicts from ENV_ID's preset, except what the command line set."""
+    from velora.presets import load_preset
+
+    try:
+        preset = load_preset(env_id, path)
+    except KeyError as exc:  # its message, without KeyError's quotes
+        raise CLIError(exc.args[0]) from None
+
+    def given(option: str) -> bool:  # by name: typer may carry its own copy of click
+        source = ctx.get_parameter_source(option)
+        return source is not None and source.name == "COMMANDLINE"
+
+    for name, value in preset.agent.items():
+        if not given(name):
+            agent_kwargs[name] = value
+    for name, value in preset.train.items():
+        if not given(_OPTION_OF.get(name, name)):
+            train_kwargs[name] = value
+
+
 def train(
+    ctx: typer.Context,
     env_id: Annotated[str, typer.Argument(help="Gymnasium env id, e.g. CartPole-v1.")],
     actor_neurons: Annotated[
         int, typer.Option(help="Decision neurons of the liquid actor.", rich_help_panel=AGENT)
@@ -76,6 +108,23 @@ def train(
         float | None,
         typer.Option(
             help="Discrete actions: the target entropy as a share in (0, 1) of log |A|.",
+            rich_help_panel=AGENT,
+        ),
+    ] = None,  # fmt: skip
+    preset: Annotated[
+        bool,
+        typer.Option(
+            "--preset",
+            help="Start from velora's preset for ENV_ID (velora/presets/neuroflow.toml); "
+            "options given here win.",
+            rich_help_panel=AGENT,
+        ),
+    ] = False,  # fmt: skip
+    preset_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Like --preset, from a preset file of your own (same TOML layout).",
             rich_help_panel=AGENT,
         ),
     ] = None,  # fmt: skip
@@ -211,6 +260,30 @@ def train(
     from velora.gym import env_name
     from velora.models import NeuroFlow
 
+    agent_kwargs: dict[str, Any] = {
+        "buffer_size": buffer_size,
+        "normalize_obs": normalize_obs,
+        "initial_alpha": initial_alpha,
+        "target_entropy": target_entropy,
+        "target_entropy_scale": target_entropy_scale,
+    }
+    train_kwargs: dict[str, Any] = {
+        "batch_size": batch_size,
+        "n_episodes": episodes,
+        "log_freq": log_freq,
+        "display_count": display_count,
+        "window_size": window_size,
+        "max_steps": max_steps,
+        "warmup_steps": warmup_steps,
+        "updates_per_step": updates_per_step,
+        "n_envs": n_envs,
+        "sequence_length": sequence_length,
+        "burn_in": burn_in,
+        "db_path": db,
+    }
+    if preset or preset_file is not None:
+        _apply_preset(ctx, env_id, preset_file, agent_kwargs, train_kwargs)
+
     callbacks = []
     if target is not None:  # with --eval-every, its own evaluations are the recorded ones
         patience = 3 if patience is None else patience
@@ -239,36 +312,13 @@ def train(
         callbacks.append(cb.MLflowLogger(mlflow))
 
     agent = NeuroFlow(
-        env_id,
-        actor_neurons,
-        critic_neurons,
-        buffer_size=buffer_size,
-        device=device,
-        seed=seed,
-        normalize_obs=normalize_obs,
-        initial_alpha=initial_alpha,
-        target_entropy=target_entropy,
-        target_entropy_scale=target_entropy_scale,
+        env_id, actor_neurons, critic_neurons, device=device, seed=seed, **agent_kwargs
     )
     if compile_agent:
         agent.compile()
     interrupted = False
     try:
-        agent.train(
-            batch_size,
-            n_episodes=episodes,
-            callbacks=callbacks,
-            log_freq=log_freq,
-            display_count=display_count,
-            window_size=window_size,
-            max_steps=max_steps,
-            warmup_steps=warmup_steps,
-            updates_per_step=updates_per_step,
-            n_envs=n_envs,
-            sequence_length=sequence_length,
-            burn_in=burn_in,
-            db_path=db,
-        )
+        agent.train(callbacks=callbacks, **train_kwargs)
     except KeyboardInterrupt:  # finished episodes and the final checkpoint are saved
         interrupted = True
 
