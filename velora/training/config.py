@@ -14,14 +14,14 @@ ACTOR_NEURONS = 20
 CRITIC_NEURONS = 128
 BUFFER_SIZE = 1_000_000
 
-DISCRETE_TARGET_SCALE = 0.3
+DISCRETE_TARGET_SCALE = 0.5
 """The default target entropy of a `Discrete(n)` policy, as a share of log n.
 
 Christodoulou (2019) used 0.98: a target so close to the uniform policy's entropy that
 a policy which has learned anything stays below it, and the temperature grows without
 bound. The suite (`benchmarks/suite`) measured the share chosen here."""
 
-DISCRETE_INITIAL_ALPHA = 0.01
+DISCRETE_INITIAL_ALPHA = 0.1
 """The default starting temperature of a `Discrete` policy.
 
 Starting at 1, the entropy bonus outweighs rewards of order one and holds the policy at
