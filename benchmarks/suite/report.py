@@ -3,7 +3,7 @@
 Reads every result JSON in the folder (`run.py` calls it at the end; run it alone to
 report on partial results while the suite goes on):
 
-    python benchmarks/suite/report.py [--results benchmarks/results/suite]
+    python benchmarks/suite/report.py [--results benchmarks/results/suite] [--curves docs/suite]
 
 Per task and agent: seeds finished, env steps to the threshold per seed (the first
 evaluation whose mean return reaches it; "–" if none did), final return (the last
@@ -79,6 +79,19 @@ class AgentRuns:
     def final_mean(self) -> float:
         return statistics.fmean(self.finals)
 
+    @property
+    def max_alpha(self) -> float | None:
+        """The largest temperature any evaluation recorded (None for DQN, which has none)."""
+        alphas = [e["alpha"] for r in self.runs for e in r["evaluations"] if e.get("alpha")]
+        return max(alphas) if alphas else None
+
+    def summary(self) -> str:
+        """ "solved k/n, median steps, final mean ± std" for the overview table."""
+        return (
+            f"{self.solved}/{len(self.runs)} · {_steps(self.median_to_threshold)} · "
+            f"{_mean_std(self.finals)}"
+        )
+
     def rank_key(self) -> tuple[int, float, float]:
         """Bigger is better: seeds solved, then fewer median steps, then final return."""
         return (self.solved, -self.median_to_threshold, self.final_mean)
@@ -149,8 +162,8 @@ def task_table(agents: dict[str, AgentRuns]) -> list[str]:
     """The markdown lines of one task's table."""
     lines = [
         "| agent | algo | seeds | steps to threshold (per seed) | solved | final return "
-        "| wall min/seed | train steps/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| wall min/seed | train steps/s | max alpha |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for a in agents.values():
         seeds = ", ".join(str(r["seed"]) for r in a.runs)
@@ -158,7 +171,8 @@ def task_table(agents: dict[str, AgentRuns]) -> list[str]:
             f"| {a.agent} | {a.algo} | {seeds} | {' · '.join(_steps(s) for s in a.to_threshold)} "
             f"| {a.solved}/{len(a.runs)} | {_mean_std(a.finals)} "
             f"| {statistics.fmean(r['wall_s'] for r in a.runs) / 60:.1f} "
-            f"| {statistics.fmean(r['train_steps_per_s'] for r in a.runs):.0f} |"
+            f"| {statistics.fmean(r['train_steps_per_s'] for r in a.runs):.0f} "
+            f"| {'–' if a.max_alpha is None else f'{a.max_alpha:.3g}'} |"
         )
     return lines
 
@@ -197,8 +211,9 @@ def plot(env: str, agents: dict[str, AgentRuns], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def write_report(results: Path) -> str:
-    """Print the report, and write `suite.md` and the PNGs into `results`."""
+def write_report(results: Path, curves: Path | None = None) -> str:
+    """Print the report, and write `suite.md` and the PNGs into `results` (the PNGs also
+    into `curves`, when given: the README shows them from `docs/suite`)."""
     data = load(results)
     lines = [
         "# Learning suite: NeuroFlow vs Stable-Baselines3",
@@ -212,12 +227,23 @@ def write_report(results: Path) -> str:
     if not data:
         lines.append("No results yet.")
     else:
-        lines += ["| task | threshold | budget | winner | why |", "|---|---|---|---|---|"]
+        order = {a: i for i, a in enumerate(AGENT_ORDER)}
+        names = sorted(
+            {a for agents in data.values() for a in agents},
+            key=lambda a: (order.get(_kind(a), 99), a),
+        )
+        lines += [
+            "Per agent: seeds solved · median env steps to the threshold · final return.",
+            "",
+            f"| task | threshold | budget | {' | '.join(names)} | winner |",
+            "|---|---|---|" + "---|" * len(names) + "---|",
+        ]
         for env, agents in data.items():
             task, budgets = ALL_TASKS[env], {r["budget"] for a in agents.values() for r in a.runs}
             budget = ", ".join(f"{b:,}" for b in sorted(budgets))
+            cells = " | ".join(agents[n].summary() if n in agents else "–" for n in names)
             lines.append(
-                f"| {env} | {task.threshold:g} | {budget} | {' | '.join(winner(agents))} |"
+                f"| {env} | {task.threshold:g} | {budget} | {cells} | {winner(agents)[0]} |"
             )
     for env, agents in data.items():
         task = ALL_TASKS[env]
@@ -236,6 +262,9 @@ def write_report(results: Path) -> str:
             f"![{env}]({file_stem(env)}.png)",
         ]
         plot(env, agents, results / f"{file_stem(env)}.png")
+        if curves is not None:
+            curves.mkdir(parents=True, exist_ok=True)
+            plot(env, agents, curves / f"{file_stem(env)}.png")
     text = "\n".join(lines) + "\n"
     (results / "suite.md").write_text(text)
     print(text)
@@ -245,10 +274,11 @@ def write_report(results: Path) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="folder of result JSONs")
+    p.add_argument("--curves", type=Path, help="also write the PNGs here (e.g. docs/suite)")
     args = p.parse_args()
     if not args.results.is_dir():
         sys.exit(f"no results folder {args.results}")
-    write_report(args.results)
+    write_report(args.results, args.curves)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ is one JSON file in `--results` (`<env>__<agent>__seed<k>.json`, the agent being
 `neuroflow`, `neuroflow-norm` or `sb3`), written only when the job completes: a rerun
 skips the finished jobs and retries failed or interrupted ones, so the suite can be
 stopped and resumed at will. At the end `report.py` writes `suite.md` and one
-learning-curve PNG per task into the same folder.
+learning-curve PNG per task into the same folder (and, for the default folder, the PNGs
+into `docs/suite/` too, where the README shows them).
 
 `--budget-scale 0.02` shrinks every budget (and SB3's `learning_starts`) for smoke tests;
 scaled runs go to `<results>-scale<factor>`, never mixed with real ones.
@@ -182,7 +183,8 @@ def main() -> None:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
-    write_report(out_dir)
+    # The real suite's curves also go to the guide; smoke tests and other folders' do not.
+    write_report(out_dir, REPO / "docs" / "suite" if out_dir == DEFAULT_RESULTS else None)
     if failed:
         _log(f"{len(failed)} job(s) failed (rerun to retry them): {', '.join(failed)}")
         sys.exit(1)
