@@ -5,7 +5,8 @@ every `--eval-every` episodes evaluates the deterministic policy for 5 episodes
 (`EarlyStopping(..., eval_every=...)`); the run is solved when their mean return
 reaches the env's target (CartPole-v1: 475, InvertedPendulum-v5: 1000). Prints one
 line per run and a table at the end. The wall time includes the evaluations.
-`--normalize-obs` trains with observation normalisation.
+`--normalize-obs` trains with observation normalisation; `--initial-alpha` and
+`--target-entropy-scale` set the temperature's start and target (e.g. to measure a preset).
 
     python benchmarks/learning.py --envs CartPole-v1 InvertedPendulum-v5 --seeds 0 1 2
 """
@@ -23,14 +24,14 @@ from velora.models import NeuroFlow
 TARGETS = {"CartPole-v1": 475.0, "InvertedPendulum-v5": 1000.0}
 
 
-def run(env_id: str, seed: int, eval_every: int, max_episodes: int, normalize_obs: bool) -> dict:
-    agent = NeuroFlow(env_id, 20, 128, seed=seed, buffer_size=200_000, normalize_obs=normalize_obs)
+def run(env_id: str, seed: int, eval_every: int, max_episodes: int, settings: dict) -> dict:
+    agent = NeuroFlow(env_id, 20, 128, seed=seed, buffer_size=200_000, **settings)
     stop = EarlyStopping(TARGETS[env_id], patience=1, eval_every=eval_every)
     summary = agent.train(128, n_episodes=max_episodes, callbacks=[stop], display_count=50)
     result = {
         "env": env_id,
         "seed": seed,
-        "normalize_obs": normalize_obs,
+        **settings,
         "solved": summary.early_stopped,
         "steps": summary.steps,
         "episodes": summary.episodes,
@@ -51,12 +52,20 @@ def main() -> None:
     parser.add_argument(
         "--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)"
     )
+    parser.add_argument("--initial-alpha", type=float, help="NeuroFlow(initial_alpha=...)")
+    parser.add_argument(
+        "--target-entropy-scale", type=float, help="NeuroFlow(target_entropy_scale=...)"
+    )
     parser.add_argument("--out", help="append JSON lines of results to this file")
     args = parser.parse_args()
+    settings = {"normalize_obs": args.normalize_obs}
+    for name in ("initial_alpha", "target_entropy_scale"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
     torch.set_num_threads(args.threads)
     os.chdir(tempfile.mkdtemp(prefix="velora-learning-"))  # keep metrics.db out of the repo
     results = [
-        run(env, seed, args.eval_every, args.max_episodes, args.normalize_obs)
+        run(env, seed, args.eval_every, args.max_episodes, settings)
         for env in args.envs
         for seed in args.seeds
     ]

@@ -4,13 +4,14 @@
         --budget 50000 --eval-every 2500 --out CartPole-v1__neuroflow__seed0.json
 
 Trains `NeuroFlow(env, 20, 128)` (batch 128, buffer 200_000, the library's other
-defaults) for exactly `--budget` env steps, stopped through a step callback. At every
-multiple of `--eval-every` steps, and at the end, training pauses for a deterministic
-evaluation of `--eval-episodes` episodes on the agent's own eval env, episode i reset
-with seed 10_000 + seed + i: every evaluation of a run starts from the same states, and
-training's random streams are left alone. Each evaluation records the mean and std of
-the returns, the temperature alpha and the wall time so far. `train_steps_per_s` leaves
-the evaluations' time out.
+defaults, and the env's bundled preset where it has one, as `velora train ENV --preset`
+would; `--no-preset` leaves it out) for exactly `--budget` env steps, stopped through a
+step callback. At every multiple of `--eval-every` steps, and at the end, training
+pauses for a deterministic evaluation of `--eval-episodes` episodes on the agent's own
+eval env, episode i reset with seed 10_000 + seed + i: every evaluation of a run starts
+from the same states, and training's random streams are left alone. Each evaluation
+records the mean and std of the returns, the temperature alpha and the wall time so
+far. `train_steps_per_s` leaves the evaluations' time out.
 
 The result goes to `--out` only when the run completes (written to a temp file and
 renamed), so a failed run leaves nothing and the suite's rerun retries it. It is also
@@ -33,6 +34,7 @@ from _learning import EVAL_SEED, evaluation, finish, parser
 
 from velora.callbacks import TrainCallback
 from velora.models import NeuroFlow
+from velora.presets import load_preset, preset_names
 from velora.training import evaluate_policy
 
 CONFIG = {"actor_neurons": 20, "critic_neurons": 128, "batch_size": 128, "buffer_size": 200_000}
@@ -93,7 +95,11 @@ def main() -> None:
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
     p.add_argument("--sequence-length", type=int, default=1, help="train(sequence_length=...)")
     p.add_argument("--burn-in", type=int, default=0, help="train(burn_in=...)")
+    p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     args = p.parse_args()
+    preset = {}
+    if not args.no_preset and args.env in preset_names():
+        preset = load_preset(args.env).agent  # the suite's batch size is its own
     commit = _commit()  # now: the code this process imported, not the code at its end
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
     if args.sequence_length > 1:
@@ -110,6 +116,7 @@ def main() -> None:
                 seed=args.seed,
                 buffer_size=CONFIG["buffer_size"],
                 normalize_obs=args.normalize_obs,
+                **preset,
             )
             cb = _EvaluateAndStop(
                 agent, args.budget, args.eval_every, args.eval_episodes, args.seed
@@ -139,6 +146,7 @@ def main() -> None:
                 "normalize_obs": args.normalize_obs,
                 "sequence_length": args.sequence_length,
                 "burn_in": args.burn_in,
+                "preset": preset,
             },
         },
         cb.evaluations,
