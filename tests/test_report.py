@@ -233,7 +233,8 @@ def test_the_temperature_is_recorded_and_drawn(tmp_path):
     with sqlite3.connect(path) as connection:
         alphas = [row[0] for row in connection.execute("SELECT alpha FROM episode")]
     assert len(alphas) == 5 and alphas[-1] == pytest.approx(float(agent.entropy))
-    assert alphas[0] == pytest.approx(1.0)  # the warm-up: no update moved it yet
+    # The warm-up: no update moved it from its start yet.
+    assert alphas[0] == pytest.approx(agent.config.initial_alpha)
     assert alphas[-1] != alphas[0]
     fig = plot_runs(path)
     ax = next(a for a in fig.axes if a.get_title().startswith("Entropy temperature"))
