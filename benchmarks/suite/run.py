@@ -24,16 +24,8 @@ into `docs/suite/` too, where the README shows them).
 `--budget-scale 0.02` shrinks every budget (and SB3's `learning_starts`) for smoke tests;
 scaled runs go to `<results>-scale<factor>`, never mixed with real ones.
 
-Expected time of the full suite (8 tasks x neuroflow + sb3 x seeds 0 1 2, `--jobs 2`) on
-this 2-core machine: 1.5 to 2 hours, about 3 hours of single-core job time. Measured
-training rates (env steps/s, one thread, while other processes shared the cores):
-NeuroFlow 470-650 on every task (1.62 million steps in all, about 50 min); SB3 SAC 75-80
-with its 256x256 networks (Pendulum, InvertedPendulum and HalfCheetah together: 22 min
-per seed) and 200 on MountainCarContinuous; SB3 DQN 360 on LunarLander and Acrobot (one
-update per step), 850-1150 on MountainCar and CartPole. The evaluations add 3-5 min per
-seed and agent (up to 200k policy steps on tasks whose episodes last 1000 steps, at
-2500-8000 steps/s). The longest single jobs, about 10 min each, are SB3 SAC on
-HalfCheetah-v5 and InvertedPendulum-v5.
+What each job took (wall time, training steps per second) is in `suite.md`; the SB3 SAC
+jobs, with their 256x256 networks, are by far the slowest.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from _learning import EVAL_SEED, evaluation, finish, parser
 
 from velora.callbacks import TrainCallback
 from velora.models import NeuroFlow
-from velora.presets import load_preset, preset_names
+from velora.presets import load_preset
 from velora.training import evaluate_policy
 
 CONFIG = {"actor_neurons": 20, "critic_neurons": 128, "batch_size": 128, "buffer_size": 200_000}
@@ -98,8 +98,9 @@ def main() -> None:
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     args = p.parse_args()
     preset = {}
-    if not args.no_preset and args.env in preset_names():
-        preset = load_preset(args.env).agent  # the suite's batch size is its own
+    if not args.no_preset:
+        with contextlib.suppress(KeyError):  # no preset for this env: the defaults
+            preset = load_preset(args.env).agent  # the suite's batch size is its own
     commit = _commit()  # now: the code this process imported, not the code at its end
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
     if args.sequence_length > 1:

@@ -1,6 +1,7 @@
 """`velora train`: build a NeuroFlow agent, train it with the chosen callbacks, say where
 everything went."""
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,20 +34,28 @@ def _setting(name: str) -> typer.models.OptionInfo:
 
 #: `train()` settings whose option has another name.
 _OPTION_OF = {"n_episodes": "episodes", "db_path": "db"}
+#: `NeuroFlow` keyword arguments that are options of the command.
+_AGENT_OPTIONS = (
+    "buffer_size",
+    "normalize_obs",
+    "initial_alpha",
+    "target_entropy",
+    "target_entropy_scale",
+)
 
 
-def _apply_preset(
-    ctx: typer.Context,
-    env_id: str,
-    path: Path | None,
-    agent_kwargs: dict[str, Any],
-    train_kwargs: dict[str, Any],
-) -> None:
-    """Fill both keyword dicts from ENV_ID's preset, except what the command line set."""
+def _keyword_arguments(ctx: typer.Context, env_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`NeuroFlow(...)` and `train(...)` keyword arguments from the options, where
+    `--preset` or `--preset-file` fills in what the command line did not set."""
+    agent = {name: ctx.params[name] for name in _AGENT_OPTIONS}
+    train = {f.name: ctx.params[_OPTION_OF.get(f.name, f.name)] for f in fields(TrainConfig)}
+    if not ctx.params["preset"] and ctx.params["preset_file"] is None:
+        return agent, train
+
     from velora.presets import load_preset
 
     try:
-        preset = load_preset(env_id, path)
+        preset = load_preset(env_id, ctx.params["preset_file"])
     except KeyError as exc:  # its message, without KeyError's quotes
         raise CLIError(exc.args[0]) from None
 
@@ -54,12 +63,11 @@ def _apply_preset(
         source = ctx.get_parameter_source(option)
         return source is not None and source.name == "COMMANDLINE"
 
-    for name, value in preset.agent.items():
-        if not given(name):
-            agent_kwargs[name] = value
-    for name, value in preset.train.items():
-        if not given(_OPTION_OF.get(name, name)):
-            train_kwargs[name] = value
+    for settings, values in ((agent, preset.agent), (train, preset.train)):
+        for name, value in values.items():
+            if not given(_OPTION_OF.get(name, name)):
+                settings[name] = value
+    return agent, train
 
 
 def train(
@@ -260,29 +268,7 @@ def train(
     from velora.gym import env_name
     from velora.models import NeuroFlow
 
-    agent_kwargs: dict[str, Any] = {
-        "buffer_size": buffer_size,
-        "normalize_obs": normalize_obs,
-        "initial_alpha": initial_alpha,
-        "target_entropy": target_entropy,
-        "target_entropy_scale": target_entropy_scale,
-    }
-    train_kwargs: dict[str, Any] = {
-        "batch_size": batch_size,
-        "n_episodes": episodes,
-        "log_freq": log_freq,
-        "display_count": display_count,
-        "window_size": window_size,
-        "max_steps": max_steps,
-        "warmup_steps": warmup_steps,
-        "updates_per_step": updates_per_step,
-        "n_envs": n_envs,
-        "sequence_length": sequence_length,
-        "burn_in": burn_in,
-        "db_path": db,
-    }
-    if preset or preset_file is not None:
-        _apply_preset(ctx, env_id, preset_file, agent_kwargs, train_kwargs)
+    agent_kwargs, train_kwargs = _keyword_arguments(ctx, env_id)
 
     callbacks = []
     if target is not None:  # with --eval-every, its own evaluations are the recorded ones

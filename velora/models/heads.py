@@ -242,13 +242,9 @@ class DiscreteHead(PolicyHead):
         self.action_dim = 1
         self.actor_out = self.n
         self.critic_out = self.n
-        self.target_entropy = DISCRETE_TARGET_SCALE * self.max_entropy
+        # A share of log |A|, the uniform policy's entropy, which no categorical one exceeds.
+        self.target_entropy = DISCRETE_TARGET_SCALE * math.log(self.n)
         self.initial_alpha = DISCRETE_INITIAL_ALPHA
-
-    @property
-    def max_entropy(self) -> float:
-        """The entropy of the uniform policy, log |A|: no categorical policy exceeds it."""
-        return math.log(self.n)
 
     def critic_in(self, state_dim: int) -> int:
         return state_dim
