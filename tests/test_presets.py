@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from velora.gym import partially_observed
 from velora.models import NeuroFlow
 from velora.presets import BUNDLED, load_preset, preset_names
 
@@ -52,6 +53,17 @@ def test_the_bundled_presets_are_valid():
     for env_id in preset_names():
         preset = load_preset(env_id)
         NeuroFlow(env_id, 4, 8, buffer_size=100, seed=0, **preset.agent)
+
+
+def test_a_partially_observed_env_takes_its_base_envs_preset(preset_file, tmp_path):
+    hidden = partially_observed("Acrobot-v1", hide="velocities")
+    assert load_preset(hidden, preset_file) == load_preset("Acrobot-v1", preset_file)
+    own = tmp_path / "own.toml"
+    own.write_text(ACROBOT + f'\n["{hidden}".agent]\ngamma = 0.9\n')
+    assert load_preset(hidden, own).agent == {"gamma": 0.9}  # its own preset wins
+    pendulum = partially_observed("Pendulum-v1", hide="velocities")
+    with pytest.raises(KeyError, match=r"No preset for 'Pendulum-v1'"):
+        load_preset(pendulum, preset_file)
 
 
 def test_an_env_without_a_preset_names_those_with_one(preset_file):

@@ -210,13 +210,20 @@ def _register(new_id: str, base_id: str, hide, noise_std: float, drop_rate: floa
     )
 
 
+def base_env_id(env_id: str) -> str:
+    """The fully observed env a `PO/...` id wraps ("PO/CartPole-hide-1-3-v1" ->
+    "CartPole-v1"); any other id is its own base."""
+    match = _ID.match(env_id)
+    return env_id if match is None else f"{match['name']}-v{match['version']}"
+
+
 def register_from_id(env_id: str) -> bool:
     """Register a `PO/...` id from its text (what a saved agent names); False if it is
     not one. Only numbers are read from the id, and only the wrappers here are used."""
     match = _ID.match(env_id)
     if match is None:
         return False
-    base_id = f"{match['name']}-v{match['version']}"
+    base_id = base_env_id(env_id)
     hide = [int(i) for i in match["hide"].strip("-").split("-")] if match["hide"] else []
     rebuilt = partially_observed(
         base_id,

@@ -93,10 +93,16 @@ def preset_names(path: str | os.PathLike | None = None) -> list[str]:
 def load_preset(env_id: str, path: str | os.PathLike | None = None) -> Preset:
     """The preset of `env_id` from `path` (the bundled file by default), checked.
 
+    A partially observed id (`velora.gym.partially_observed`) without a preset of its own
+    takes its base env's: hiding velocities changes what the agent sees, not the task.
     An env without a preset is a `KeyError` naming the envs that have one.
     """
+    from velora.gym.partial import base_env_id
+
     source = Path(path) if path is not None else BUNDLED
     presets = _read(source)
+    if env_id not in presets:
+        env_id = base_env_id(env_id)
     if env_id not in presets:
         names = ", ".join(sorted(presets)) or "none"
         raise KeyError(f"No preset for {env_id!r} in {source}; presets there: {names}.")
