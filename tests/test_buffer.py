@@ -75,7 +75,7 @@ def test_round_trip_returns_exactly_stored_transitions():
         batch = buffer.sample(16)
         assert isinstance(batch, Batch)
         widths = (STATE, ACTION, 1, STATE, 1, HIDDEN, HIDDEN)
-        for field, width in zip(batch, widths, strict=True):
+        for field, width in zip(batch.transitions(), widths, strict=True):
             assert field.shape == (16, width)
             assert field.dtype == torch.float32
         assert_batch_consistent(batch, set(range(20)))
@@ -281,7 +281,7 @@ def test_seeded_sampling_is_reproducible():
     first = buffer.sample(16)
     torch.manual_seed(123)
     second = buffer.sample(16)
-    for a, b in zip(first, second, strict=True):
+    for a, b in zip(first.transitions(), second.transitions(), strict=True):
         assert torch.equal(a, b)
     torch.manual_seed(124)
     third = buffer.sample(16)

@@ -85,3 +85,28 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error_up_front(tmp_path, monk
     states = torch.randn(3, 4)
     # Nothing was half-switched: the agent still acts (eagerly) as before.
     assert agent.act(states, None, deterministic=True)[0].shape == (3, 1)
+
+
+def test_compiled_sequence_updates_match_eager_and_compile_once(tmp_path):
+    """Sequence replay keeps every window position (weighted), so each update has the
+    same shapes: the compiled unroll runs every update without recompiling."""
+    trained = NeuroFlow("Pendulum-v1", 8, 16, buffer_size=1000, seed=2)
+    trained.train(16, n_episodes=2, warmup_steps=64, db_path=str(tmp_path / "m.db"))
+    trained.save(tmp_path / "agent", buffer=True)
+    eager = NeuroFlow.load(tmp_path / "agent", buffer=True)
+    compiled = NeuroFlow.load(tmp_path / "agent", buffer=True).compile()
+    torch._dynamo.reset()
+    frames = None
+    for step in range(4):
+        losses = []
+        for agent in (eager, compiled):
+            torch.manual_seed(step)  # the same windows and the same policy noise
+            losses.append(agent.update(16, sequence_length=4, burn_in=1))
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+        if step == 0:
+            frames = counters["frames"]["total"]
+    assert counters["frames"]["total"] == frames  # later windows reuse the compiled code
+    for (name, p), q in zip(
+        compiled.actor.named_parameters(), eager.actor.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)

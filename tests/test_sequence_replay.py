@@ -113,7 +113,7 @@ def test_windows_survive_save_and_load():
     torch.manual_seed(3)
     b = copy.sample_windows(24, 4)
     check_windows(b, 4)
-    for x, y in zip(a.batch, b.batch, strict=True):
+    for x, y in zip(a.batch.transitions(), b.batch.transitions(), strict=True):
         assert torch.equal(x, y)
     assert torch.equal(a.valid, b.valid)
 
@@ -132,7 +132,7 @@ def double_agent(tmp_path) -> tuple[NeuroFlow, Windows]:
     agent.log_alpha = agent.log_alpha.detach().double().requires_grad_(True)
     torch.manual_seed(5)
     windows = agent.buffer.sample_windows(12, 6)
-    batch = Batch(*(field.double() for field in windows.batch))
+    batch = Batch(*(field.double() for field in windows.batch.transitions()))
     return agent, Windows(batch, windows.valid)
 
 
@@ -157,7 +157,7 @@ def reference_unroll(agent: NeuroFlow, windows: Windows, burn_in: int, detach: b
                 )
             rows.append((b, t))
     index = torch.tensor([b * valid.shape[1] + t for b, t in rows])
-    flat = Batch(*(field.flatten(0, 1).index_select(0, index) for field in seq))
+    flat = Batch(*(field.flatten(0, 1).index_select(0, index) for field in seq.transitions()))
     return flat, torch.cat(outputs), torch.cat(next_outputs)
 
 
@@ -171,10 +171,14 @@ def test_gradients_through_time_equal_an_unrolled_reference(tmp_path, burn_in):
     agent, windows = double_agent(tmp_path)
     rows, output, next_output = agent.unroll(windows, burn_in)
     ref_rows, ref_output, ref_next = reference_unroll(agent, windows, burn_in)
-    for a, b in zip(rows, ref_rows, strict=True):
-        assert torch.equal(a, b)
-    torch.testing.assert_close(output, ref_output, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(next_output, ref_next, rtol=1e-12, atol=1e-12)
+    # Every position after the burn-in is a row (fixed shapes); the valid ones weigh 1.
+    assert output.shape[0] == rows.states.shape[0] == 12 * (6 - burn_in)
+    assert torch.equal(rows.weights, windows.valid[:, burn_in:].flatten().double())
+    kept = rows.weights.nonzero().squeeze(1)
+    for a, b in zip(rows.transitions(), ref_rows.transitions(), strict=True):
+        assert torch.equal(a.index_select(0, kept), b)
+    torch.testing.assert_close(output.index_select(0, kept), ref_output, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(next_output.index_select(0, kept), ref_next, rtol=1e-12, atol=1e-12)
     assert not next_output.requires_grad
     ours, reference = (
         actor_gradients(agent, rows, output),
@@ -192,10 +196,10 @@ def test_burn_in_steps_get_no_gradient(tmp_path):
     agent, windows = double_agent(tmp_path)
     rows, output, _ = agent.unroll(windows, 3)
     ours = actor_gradients(agent, rows, output)
-    _, through, _ = reference_unroll(agent, windows, 3, detach=False)
+    ref_rows, through, _ = reference_unroll(agent, windows, 3, detach=False)
     _, detached, _ = reference_unroll(agent, windows, 3, detach=True)
-    with_burn_in_gradient = actor_gradients(agent, rows, through)
-    without = actor_gradients(agent, rows, detached)
+    with_burn_in_gradient = actor_gradients(agent, ref_rows, through)
+    without = actor_gradients(agent, ref_rows, detached)
     for a, b in zip(ours, without, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert any(

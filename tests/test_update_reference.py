@@ -183,7 +183,7 @@ class ReferenceSAC:
 
     def update(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One SAC step; returns `[actor, critic, entropy]` losses and the step gradients."""
-        b = Batch(*(t.double() for t in batch))
+        b = Batch(*(t.double() for t in batch.transitions()))
         rewards, dones = b.rewards.squeeze(-1), b.dones.squeeze(-1)
         alpha = self.log_alpha.detach().exp()
         gamma = HYPER["gamma"]

@@ -10,11 +10,13 @@ from velora.utils.checks import check_int
 
 
 class Batch(NamedTuple):
-    """A sampled batch; every field is `(batch_size, width)`.
+    """A sampled batch; every transition field is `(batch_size, width)`.
 
     `hidden` is the actor's hidden state fed in when acting in `states`; `next_hidden`
     is the hidden state the actor returned at that step, i.e. the one to feed with
-    `next_states`.
+    `next_states`. `weights`, `(batch_size,)` or None for equal ones, weigh the rows in
+    the losses' means (`mean`): sequence replay keeps every position of its windows,
+    so that shapes stay fixed, and gives those past an episode's end weight 0.
     """
 
     states: torch.Tensor
@@ -24,10 +26,21 @@ class Batch(NamedTuple):
     dones: torch.Tensor
     hidden: torch.Tensor
     next_hidden: torch.Tensor
+    weights: torch.Tensor | None = None
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The weighted mean over the rows of per-row `values`, `(..., batch_size)`."""
+        if self.weights is None:
+            return values.mean(dim=-1)
+        return (values * self.weights).sum(dim=-1) / self.weights.sum().clamp(min=1e-12)
+
+    def transitions(self) -> tuple[torch.Tensor, ...]:
+        """The transition fields (all but `weights`), in order."""
+        return tuple(self)[:7]
 
 
 class Windows(NamedTuple):
-    """Sampled windows of consecutive transitions: every field of `batch` is
+    """Sampled windows of consecutive transitions: every transition field of `batch` is
     `(batch_size, length, width)`; `valid[b, t]` is False where window `b` has run past
     its episode's end (or past the newest transition), from there to the window's end.
     """

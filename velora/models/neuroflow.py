@@ -395,7 +395,7 @@ class NeuroFlow(SoftActorCritic):
         if sequence_length > 1:
             windows = self.buffer.sample_windows(batch_size, sequence_length)
             windows = windows._replace(batch=self._normalized(windows.batch))
-            rows, output, next_output = self.unroll(windows, burn_in)
+            rows, output, next_output = self._loss_stages.unroll(self, windows, burn_in)
             return self.autograd_update(rows, (output, next_output))
         batch = self._normalized(self.buffer.sample(batch_size))
         if self.uses_hand_written_gradients():

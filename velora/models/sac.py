@@ -66,10 +66,10 @@ class SoftActorCritic:
         """Sequence replay: the actor along each window from the hidden state stored at
         its head, `burn_in` steps without gradient, then through time over the rest.
 
-        Returns the rest's valid transitions as one flat batch (what the losses take),
-        the actor's outputs for their states (its graph reaching back through the
-        window) and, detached, for their next states, each from the hidden state the
-        unroll reached there.
+        Returns the rest as one flat batch (what the losses take; positions past an
+        episode's end have weight 0, so every update has the same shapes), the actor's
+        outputs for its states (their graph reaching back through the window) and,
+        detached, for its next states, each from the hidden state the unroll reached.
         """
         seq, length = windows.batch, windows.valid.shape[1]
         hidden = seq.hidden[:, 0]
@@ -81,15 +81,15 @@ class SoftActorCritic:
             output, hidden = self.actor(seq.states[:, t], hidden)
             outputs.append(output)
             hiddens.append(hidden)
-        keep = windows.valid[:, burn_in:].flatten().nonzero().squeeze(1)
 
-        def flat(values: torch.Tensor) -> torch.Tensor:  # (batch, time, ...) -> kept rows
-            return values.flatten(0, 1).index_select(0, keep)
+        def flat(values: torch.Tensor) -> torch.Tensor:  # (batch, time, ...) -> rows
+            return values[:, burn_in:].flatten(0, 1)
 
-        rows = Batch(*(flat(field[:, burn_in:]) for field in seq))
+        valid = flat(windows.valid).to(seq.states.dtype)
+        rows = Batch(*(flat(field) for field in seq.transitions()), weights=valid)
         with torch.no_grad():
-            next_output, _ = self.actor(rows.next_states, flat(torch.stack(hiddens, 1)))
-        return rows, flat(torch.stack(outputs, 1)), next_output
+            next_output, _ = self.actor(rows.next_states, torch.stack(hiddens, 1).flatten(0, 1))
+        return rows, torch.stack(outputs, 1).flatten(0, 1), next_output
 
     def critic_loss(self, batch: Batch, next_pi: PolicySample) -> torch.Tensor:
         """Sum over the critics of 0.5 * MSE to the soft Bellman target (clipped double Q)."""
@@ -98,17 +98,17 @@ class SoftActorCritic:
             next_v = next_pi.expect(next_q.min(dim=0).values - self.alpha * next_pi.log_prob)
             target_q = batch.rewards + self.gamma * (1.0 - batch.dones) * next_v.unsqueeze(-1)
         q = self.critic(self.head.critic_input(batch.states, batch.actions))
-        current_q = self.head.taken(q, batch.actions)  # (n_critics, batch, 1)
-        return 0.5 * (current_q - target_q).square().mean(dim=(1, 2)).sum()
+        td_error = (self.head.taken(q, batch.actions) - target_q).squeeze(-1)  # (critics, batch)
+        return 0.5 * batch.mean(td_error.square()).sum()
 
     def actor_loss(self, batch: Batch, pi: PolicySample) -> torch.Tensor:
         """E_pi[alpha * log pi - min Q]: the critics' weights are constants here."""
         q = self.critic(self.head.critic_input(batch.states, pi.action), frozen=True)
-        return pi.expect(self.alpha * pi.log_prob - q.min(dim=0).values).mean()
+        return batch.mean(pi.expect(self.alpha * pi.log_prob - q.min(dim=0).values))
 
     def alpha_loss(self, batch: Batch, pi: PolicySample) -> torch.Tensor:
         """Moves log alpha so the policy's entropy approaches the target (`pi` is detached)."""
-        entropy = -pi.expect(pi.log_prob).mean()
+        entropy = -batch.mean(pi.expect(pi.log_prob))
         return self.log_alpha * (entropy - self.head.target_entropy)
 
     def autograd_update(
@@ -161,16 +161,24 @@ def _policy_outputs(agent: SoftActorCritic, batch: Batch) -> tuple[torch.Tensor,
     return agent.policy_outputs(batch)
 
 
+def _unroll(
+    agent: SoftActorCritic, windows: Windows, burn_in: int
+) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+    return agent.unroll(windows, burn_in)
+
+
 class LossStages(NamedTuple):
-    """The update's three forward stages; each is a separate graph so that `compile()`
-    can take it whole (the critic step falls between the actor's pass and its loss)."""
+    """The update's forward stages; each is a separate graph so that `compile()` can
+    take it whole (the critic step falls between the actor's pass and its loss).
+    `unroll` replaces `policy_outputs` with sequence replay."""
 
     policy_outputs: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     critic: Callable[..., torch.Tensor]
     actor: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    unroll: Callable[..., tuple[Batch, torch.Tensor, torch.Tensor]]
 
 
-EAGER_LOSSES = LossStages(_policy_outputs, _critic_stage, _actor_stage)
+EAGER_LOSSES = LossStages(_policy_outputs, _critic_stage, _actor_stage, _unroll)
 
 
 def compile_losses(**inductor_options: Any) -> LossStages:
