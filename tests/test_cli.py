@@ -317,7 +317,7 @@ def test_train_compile_flag_compiles_the_agent(tmp_path, monkeypatch, capfd):
     assert len(compiled) == 1  # and without the flag it does not compile
 
 
-def test_train_sets_the_temperature_of_the_saved_agent(tmp_path, monkeypatch, capfd):
+def test_train_sets_the_temperature_and_critics_of_the_saved_agent(tmp_path, monkeypatch, capfd):
     from velora.models import NeuroFlow
 
     monkeypatch.chdir(tmp_path)
@@ -325,10 +325,12 @@ def test_train_sets_the_temperature_of_the_saved_agent(tmp_path, monkeypatch, ca
         "train", "Acrobot-v1", "--actor-neurons", "8", "--critic-neurons", "16",
         "--batch-size", "16", "--episodes", "1", "--seed", "0", "--buffer-size", "1000",
         "--checkpoints", "run", "--initial-alpha", "0.05", "--target-entropy-scale", "0.6",
+        "--critic-history", "actor_hidden",
     ]  # fmt: skip
     ok(run_main(args, capfd))
     agent = NeuroFlow.load(tmp_path / "checkpoints/run/saves/Acrobot_final")
     assert agent.config.initial_alpha == 0.05 and agent.config.target_entropy_scale == 0.6
+    assert agent.critic_history == "actor_hidden"
     assert agent.head.target_entropy == pytest.approx(0.6 * math.log(3))
     assert agent.alpha.item() != pytest.approx(0.05)  # it trained from there
 

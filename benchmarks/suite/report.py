@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
 from dataclasses import dataclass
@@ -29,13 +30,27 @@ from matplotlib.figure import Figure
 from tasks import ALL_TASKS, EVAL_EPISODES, Task, file_stem
 
 DEFAULT_RESULTS = Path(__file__).resolve().parents[1] / "results" / "suite"
-AGENT_ORDER = ("neuroflow", "neuroflow-norm", "neuroflow-seq", "neuroflow-norm-seq", "sb3")
-COLORS = {"neuroflow": "C0", "neuroflow-norm": "C2", "neuroflow-seq": "C3", "sb3": "C1"}
+AGENT_ORDER = (
+    "neuroflow",
+    "neuroflow-norm",
+    "neuroflow-seq",
+    "neuroflow-seq-hist",
+    "neuroflow-norm-seq",
+    "neuroflow-norm-seq-hist",
+    "sb3",
+)
+COLORS = {
+    "neuroflow": "C0",
+    "neuroflow-norm": "C2",
+    "neuroflow-seq": "C3",
+    "neuroflow-seq-hist": "C4",
+    "sb3": "C1",
+}
 
 
 def _kind(agent: str) -> str:
-    """The agent without its window length: "neuroflow-seq8" is a "neuroflow-seq"."""
-    return agent.rstrip("0123456789")
+    """The agent without its window length: "neuroflow-seq8-hist" is a "neuroflow-seq-hist"."""
+    return re.sub(r"-seq\d+", "-seq", agent)
 
 
 @dataclass

@@ -54,7 +54,7 @@ SB3_SUITE = [
 ]
 """SB3 with the suite's env extras: baselines.SB3 plus Box2D for LunarLander."""
 
-AGENTS = ("neuroflow", "neuroflow-seq", "sb3")
+AGENTS = ("neuroflow", "neuroflow-seq", "neuroflow-seq-hist", "sb3")
 DEFAULT_RESULTS = BENCHMARKS / "results" / "suite"
 
 
@@ -63,7 +63,7 @@ class Job:
     """One training run: a task, an agent and a seed."""
 
     task: Task
-    agent: str  # "neuroflow", "neuroflow-norm", "neuroflow[-norm]-seq<L>" or "sb3"
+    agent: str  # "neuroflow[-norm]", "neuroflow[-norm]-seq<L>[-hist]" or "sb3"
     seed: int
     burn_in: int = 0
 
@@ -81,8 +81,10 @@ class Job:
         if "-norm" in self.agent:
             args.append("--normalize-obs")
         if "-seq" in self.agent:
-            length = self.agent.rsplit("-seq", 1)[1]
+            length = self.agent.split("-seq", 1)[1].split("-", 1)[0]
             args += ["--sequence-length", length, "--burn-in", str(self.burn_in)]
+        if self.agent.endswith("-hist"):
+            args += ["--critic-history", "actor_hidden"]
         return args
 
 
@@ -138,6 +140,7 @@ def main() -> None:
     names = {
         "neuroflow": neuroflow,
         "neuroflow-seq": f"{neuroflow}-seq{args.sequence_length}",
+        "neuroflow-seq-hist": f"{neuroflow}-seq{args.sequence_length}-hist",
         "sb3": "sb3",
     }
     # The biggest budgets first, so the two slots stay busy to the end.

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from _learning import EVAL_SEED, evaluation, finish, parser
 
+import velora
 from velora.callbacks import TrainCallback
 from velora.models import NeuroFlow
 from velora.presets import load_preset
@@ -69,9 +70,9 @@ class _EvaluateAndStop(TrainCallback):
 
 
 def _commit() -> str | None:
-    """The repository commit the run trained with (plus "+dirty" for local edits), so
-    that cached results from older code can be told apart."""
-    repo = Path(__file__).resolve().parents[2]
+    """The commit of the velora this process imported (plus "+dirty" for local edits),
+    so that cached results from older code can be told apart."""
+    repo = Path(velora.__file__).resolve().parents[1]
     try:
         head = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
@@ -95,6 +96,7 @@ def main() -> None:
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
     p.add_argument("--sequence-length", type=int, default=1, help="train(sequence_length=...)")
     p.add_argument("--burn-in", type=int, default=0, help="train(burn_in=...)")
+    p.add_argument("--critic-history", default="none", help="NeuroFlow(critic_history=...)")
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     args = p.parse_args()
     preset = {}
@@ -105,6 +107,8 @@ def main() -> None:
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
     if args.sequence_length > 1:
         agent_name += f"-seq{args.sequence_length}"
+    if args.critic_history != "none":
+        agent_name += "-hist"
     torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
 
     with tempfile.TemporaryDirectory(prefix="velora-suite-") as tmp:
@@ -117,6 +121,7 @@ def main() -> None:
                 seed=args.seed,
                 buffer_size=CONFIG["buffer_size"],
                 normalize_obs=args.normalize_obs,
+                critic_history=args.critic_history,
                 **preset,
             )
             cb = _EvaluateAndStop(
@@ -147,6 +152,7 @@ def main() -> None:
                 "normalize_obs": args.normalize_obs,
                 "sequence_length": args.sequence_length,
                 "burn_in": args.burn_in,
+                "critic_history": args.critic_history,
                 "preset": preset,
             },
         },

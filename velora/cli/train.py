@@ -41,6 +41,7 @@ _AGENT_OPTIONS = (
     "initial_alpha",
     "target_entropy",
     "target_entropy_scale",
+    "critic_history",
 )
 
 
@@ -119,6 +120,14 @@ def train(
             rich_help_panel=AGENT,
         ),
     ] = None,  # fmt: skip
+    critic_history: Annotated[
+        str,
+        typer.Option(
+            help="What the critics see besides the observation: none, or actor_hidden "
+            "(the actor's hidden state, for partially observed tasks).",
+            rich_help_panel=AGENT,
+        ),
+    ] = "none",  # fmt: skip
     preset: Annotated[
         bool,
         typer.Option(

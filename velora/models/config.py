@@ -31,5 +31,6 @@ class AgentConfig(BaseModel):
     normalize_obs: bool = False
     target_entropy: float | None = None
     target_entropy_scale: float | None = None
+    critic_history: str = "none"
     #: the last `train()` call's settings and its callbacks' configs.
     train: TrainRecord | None = None

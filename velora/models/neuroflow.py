@@ -24,7 +24,7 @@ from velora.models.handwritten_update import (
 from velora.models.heads import PolicyHead, make_head
 from velora.models.optim import make_optimizer
 from velora.models.persistence import load_agent, save_agent
-from velora.models.sac import EAGER_LOSSES, SoftActorCritic, compile_losses
+from velora.models.sac import CRITIC_HISTORIES, EAGER_LOSSES, SoftActorCritic, compile_losses
 from velora.nn import LiquidNCPNetwork, ObservationNormalizer
 from velora.training.config import BUFFER_SIZE, TrainRecord
 from velora.training.progress import TrainProgress
@@ -77,6 +77,9 @@ class NeuroFlow(SoftActorCritic):
             maximum, log |A|, for Discrete ones, which it must stay below).
         target_entropy_scale: for Discrete spaces, the target as a share in (0, 1) of
             log |A| instead (`heads.DISCRETE_TARGET_SCALE` by default).
+        critic_history: what the critics see of the episode before the observation:
+            "none", or "actor_hidden", the actor's hidden state fed in with it
+            (detached). For tasks where one observation is not enough.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class NeuroFlow(SoftActorCritic):
         normalize_obs: bool = False,
         target_entropy: float | None = None,
         target_entropy_scale: float | None = None,
+        critic_history: str = "none",
     ) -> None:
         # Two neurons at least: one inter and one command neuron.
         check_int("actor_neurons", actor_neurons, minimum=2)
@@ -123,6 +127,11 @@ class NeuroFlow(SoftActorCritic):
             raise ValueError(f"optim must be a torch.optim.Optimizer class, got {optim!r}.")
         if not isinstance(normalize_obs, bool):
             raise ValueError(f"normalize_obs must be True or False, got {normalize_obs!r}.")
+        if critic_history not in CRITIC_HISTORIES:
+            raise ValueError(
+                f"critic_history must be one of {', '.join(map(repr, CRITIC_HISTORIES))}, "
+                f"got {critic_history!r}."
+            )
 
         self.env_id = env_id
         env = make_env(env_id)  # validates the id and both spaces before any work
@@ -144,8 +153,13 @@ class NeuroFlow(SoftActorCritic):
         self.actor = LiquidNCPNetwork(
             state_dim, actor_neurons, self.head.actor_out, seed=self.seed
         ).to(self.device)
+        self.critic_history = critic_history
+        critic_states = state_dim + self.actor.hidden_size * (critic_history == "actor_hidden")
         self.critic = CriticEnsemble(
-            self.head.critic_in(state_dim), critic_neurons, self.head.critic_out, seed=self.seed
+            self.head.critic_in(critic_states),
+            critic_neurons,
+            self.head.critic_out,
+            seed=self.seed,
         ).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(
@@ -185,6 +199,7 @@ class NeuroFlow(SoftActorCritic):
             normalize_obs=normalize_obs,
             target_entropy=target_entropy,
             target_entropy_scale=target_entropy_scale,
+            critic_history=critic_history,
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
@@ -416,6 +431,7 @@ class NeuroFlow(SoftActorCritic):
         return (
             self.hand_written_gradients
             and self.actor.command.mode == "default"
+            and self.critic_history == "none"
             and self.losses_are_default()
         )
 

@@ -319,6 +319,7 @@ def load_agent(
         normalize_obs=config.normalize_obs,
         target_entropy=config.target_entropy,
         target_entropy_scale=config.target_entropy_scale,
+        critic_history=config.critic_history,
     )
     model_tensors = _load_tensors(folder / MODEL_STATE, agent.device)
     try:

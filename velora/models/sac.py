@@ -28,6 +28,8 @@ from velora.utils.torch import compile_function, soft_update
 
 #: the methods whose override turns the hand-written gradients off.
 LOSS_METHODS = ("policy_outputs", "critic_loss", "actor_loss", "alpha_loss")
+#: what the critics may see besides the observation (`NeuroFlow(critic_history=...)`).
+CRITIC_HISTORIES = ("none", "actor_hidden")
 
 
 class SoftActorCritic:
@@ -40,6 +42,7 @@ class SoftActorCritic:
     log_alpha: torch.Tensor
     gamma: float
     tau: float
+    critic_history: str
     actor_optim: torch.optim.Optimizer
     critic_optim: torch.optim.Optimizer
     entropy_optim: torch.optim.Optimizer
@@ -76,7 +79,7 @@ class SoftActorCritic:
         with torch.no_grad():
             for t in range(burn_in):
                 _, hidden = self.actor(seq.states[:, t], hidden)
-        outputs, hiddens = [], []
+        outputs, hiddens = [], [hidden]
         for t in range(burn_in, length):
             output, hidden = self.actor(seq.states[:, t], hidden)
             outputs.append(output)
@@ -85,11 +88,28 @@ class SoftActorCritic:
         def flat(values: torch.Tensor) -> torch.Tensor:  # (batch, time, ...) -> rows
             return values[:, burn_in:].flatten(0, 1)
 
-        valid = flat(windows.valid).to(seq.states.dtype)
-        rows = Batch(*(flat(field) for field in seq.transitions()), weights=valid)
+        # The hidden states fed in at each step and returned by it: the unroll's, fresher
+        # than the stored ones (and what history-aware critics see).
+        unrolled = torch.stack(hiddens, 1).detach()
+        rows = Batch(*(flat(field) for field in seq.transitions()))._replace(
+            hidden=unrolled[:, :-1].flatten(0, 1),
+            next_hidden=unrolled[:, 1:].flatten(0, 1),
+            weights=flat(windows.valid).to(seq.states.dtype),
+        )
         with torch.no_grad():
-            next_output, _ = self.actor(rows.next_states, torch.stack(hiddens, 1).flatten(0, 1))
+            next_output, _ = self.actor(rows.next_states, rows.next_hidden)
         return rows, torch.stack(outputs, 1).flatten(0, 1), next_output
+
+    def critic_view(self, batch: Batch) -> Batch:
+        """The batch as the critics see it: with `critic_history="actor_hidden"` each
+        observation is followed by the actor's hidden state fed in with it, a summary of
+        the episode before it; otherwise the batch itself."""
+        if self.critic_history == "none":
+            return batch
+        return batch._replace(
+            states=torch.cat((batch.states, batch.hidden), dim=-1),
+            next_states=torch.cat((batch.next_states, batch.next_hidden), dim=-1),
+        )
 
     def critic_loss(self, batch: Batch, next_pi: PolicySample) -> torch.Tensor:
         """Sum over the critics of 0.5 * MSE to the soft Bellman target (clipped double Q)."""
@@ -122,6 +142,7 @@ class SoftActorCritic:
         """
         losses = self._loss_stages
         output, next_output = losses.policy_outputs(self, batch) if outputs is None else outputs
+        batch = self.critic_view(batch)  # the actor has seen the batch; now the critics
         critic_loss = losses.critic(self, batch, next_output)
         critic_params = list(self.critic.parameters())
         apply_gradients(self.critic_optim, torch.autograd.grad(critic_loss, critic_params))
