@@ -11,6 +11,7 @@ minutes). Run from the repository root:
     python benchmarks/suite/run.py                        # everything: 8 tasks x 2 agents x 3 seeds
     python benchmarks/suite/run.py --tasks CartPole-v1 Pendulum-v1 --seeds 0 --jobs 2
     python benchmarks/suite/run.py --normalize-obs        # NeuroFlow with obs normalisation
+    python benchmarks/suite/run.py --compile              # NeuroFlow compiled: same results, faster
     python benchmarks/suite/report.py                     # the report again, from the files
 
 Jobs run as subprocesses, `--jobs` at a time, each on one torch thread. A job's result
@@ -66,6 +67,7 @@ class Job:
     agent: str  # "neuroflow[-norm]", "neuroflow[-norm]-seq<L>[-hist]" or "sb3"
     seed: int
     burn_in: int = 0
+    compile: bool = False
 
     @property
     def name(self) -> str:
@@ -85,6 +87,8 @@ class Job:
             args += ["--sequence-length", length, "--burn-in", str(self.burn_in)]
         if self.agent.endswith("-hist"):
             args += ["--critic-history", "actor_hidden"]
+        if self.compile:
+            args.append("--compile")
         return args
 
 
@@ -127,6 +131,9 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--budget-scale", type=float, default=1.0, help="for smoke tests")
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
+    p.add_argument(
+        "--compile", action="store_true", help="NeuroFlow jobs run agent.compile() (faster)"
+    )
     p.add_argument("--sequence-length", type=int, default=8, help="neuroflow-seq's windows")
     p.add_argument("--burn-in", type=int, default=2, help="neuroflow-seq's burn-in steps")
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds per job at most")
@@ -148,7 +155,10 @@ def main() -> None:
         (ALL_TASKS[t].scaled(args.budget_scale) for t in args.tasks), key=lambda t: -t.budget
     )
     jobs = [
-        Job(t, names[a], s, args.burn_in) for t in tasks for s in args.seeds for a in args.agents
+        Job(t, names[a], s, args.burn_in, args.compile and a != "sb3")
+        for t in tasks
+        for s in args.seeds
+        for a in args.agents
     ]
     todo = [j for j in jobs if not (out_dir / f"{j.name}.json").exists()]
     _log(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run -> {out_dir}")

@@ -97,6 +97,7 @@ def main() -> None:
     p.add_argument("--sequence-length", type=int, default=1, help="train(sequence_length=...)")
     p.add_argument("--burn-in", type=int, default=0, help="train(burn_in=...)")
     p.add_argument("--critic-history", default="none", help="NeuroFlow(critic_history=...)")
+    p.add_argument("--compile", action="store_true", help="agent.compile() before training")
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     args = p.parse_args()
     preset = {}
@@ -124,6 +125,8 @@ def main() -> None:
                 critic_history=args.critic_history,
                 **preset,
             )
+            if args.compile:
+                agent.compile()
             cb = _EvaluateAndStop(
                 agent, args.budget, args.eval_every, args.eval_episodes, args.seed
             )
@@ -153,6 +156,7 @@ def main() -> None:
                 "sequence_length": args.sequence_length,
                 "burn_in": args.burn_in,
                 "critic_history": args.critic_history,
+                "compile": args.compile,
                 "preset": preset,
             },
         },
