@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from velora.buffer import Batch
 from velora.models import NeuroFlow
 from velora.models.heads import DISCRETE_INITIAL_ALPHA, DISCRETE_TARGET_SCALE
 
@@ -45,18 +46,25 @@ def test_settings_override_the_defaults_and_are_saved_with_the_agent(tmp_path):
     assert NeuroFlow.load(tmp_path / "nats").head.target_entropy == 0.3
 
 
+def _rows(n: int) -> Batch:
+    """A batch of `n` equally weighted rows: the alpha loss reads only their weights."""
+    return Batch(*(torch.zeros(n, 1) for _ in Batch._fields[:7]))
+
+
 def test_the_temperature_moves_towards_the_target():
     box = _agent("Pendulum-v1", target_entropy=-3.0)
     # The temperature's gradient is the gap to the target: a lower one moves alpha less.
     pi = box.head.expectation(torch.zeros(5, 2))
-    grad = torch.autograd.grad(box.alpha_loss(None, pi.detached()), box.log_alpha)[0]
+    grad = torch.autograd.grad(box.alpha_loss(_rows(5), pi.detached()), box.log_alpha)[0]
     entropy = -pi.expect(pi.log_prob).mean()
     assert grad.item() == pytest.approx((entropy + 3.0).item())
     # A uniform categorical policy (entropy log 3) is above any reachable target, so
     # the step lowers the temperature.
     discrete = _agent()
     uniform = discrete.head.expectation(torch.zeros(4, 3))
-    grad = torch.autograd.grad(discrete.alpha_loss(None, uniform.detached()), discrete.log_alpha)
+    grad = torch.autograd.grad(
+        discrete.alpha_loss(_rows(4), uniform.detached()), discrete.log_alpha
+    )
     assert grad[0].item() == pytest.approx(math.log(3) - discrete.head.target_entropy)
 
 
