@@ -36,7 +36,7 @@ class Batch(NamedTuple):
 
     def transitions(self) -> tuple[torch.Tensor, ...]:
         """The transition fields (all but `weights`), in order."""
-        return tuple(self)[:7]
+        return self[:-1]
 
 
 class Windows(NamedTuple):
