@@ -35,6 +35,22 @@ class CtrlCAtStep(TrainCallback):
             raise KeyboardInterrupt
 
 
+class CtrlCIntoEpisode(TrainCallback):
+    """Simulates the user pressing Ctrl-C `steps` steps into episode `episode`."""
+
+    def __init__(self, episode: int, steps: int) -> None:
+        self.episode, self.steps = episode, steps
+        self.started_at: int | None = None  # the env step that ended the episode before
+
+    def on_episode_end(self, state):
+        if state.episode == self.episode - 1:
+            self.started_at = state.step
+
+    def on_step(self, state):
+        if self.started_at is not None and state.step == self.started_at + self.steps:
+            raise KeyboardInterrupt
+
+
 class CtrlCAtEpisode(TrainCallback):
     """Simulates the user pressing Ctrl-C at the end of episode `episode`."""
 

@@ -638,3 +638,13 @@ def test_scalar_like_is_made_once_per_dtype_and_device_and_usable_under_autograd
     w = torch.randn(3, requires_grad=True)
     torch.clamp(w, max=scalar_like(0.5, w)).mul(two).sum().backward()
     assert torch.equal(w.grad, torch.where(w < 0.5, 2.0, 0.0))
+
+
+def test_cell_time_gate_starts_as_the_sum_of_two_heads():
+    # The CfC's gate at ts = 1 is time_a + time_b: one head, drawn with twice the
+    # variance of the cell's other heads.
+    torch.manual_seed(5)
+    cell = LiquidCell(300, 100)
+    ff, time, projection = cell.heads.weight.detach().split((200, 100, 100))
+    ratio = (time.std() / torch.cat((ff, projection)).std()).item()
+    assert abs(ratio - 2**0.5) < 0.05

@@ -6,7 +6,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 import torch
-from callback_helpers import CtrlCAtStep
+from callback_helpers import CtrlCIntoEpisode
 from gymnasium import spaces
 
 from velora.callbacks import EarlyStopping, RecordVideos
@@ -98,14 +98,14 @@ def test_early_stop_records_the_final_agent_without_touching_random_state():
 
 def test_ctrl_c_keeps_the_partial_video_and_records_the_final_agent():
     agent = tiny_agent()
-    callbacks = [RecordVideos("nf", frequency=1), CtrlCAtStep(40)]
+    callbacks = [RecordVideos("nf", frequency=1), CtrlCIntoEpisode(2, steps=5)]
     with pytest.raises(KeyboardInterrupt):
         agent.train(16, n_episodes=5, callbacks=callbacks)
-    first = episode_lengths()[1]
-    assert first < 40 and agent.episodes_done == 1  # interrupted inside episode 2
+    assert agent.episodes_done == 1  # interrupted inside episode 2
     names = sorted(p.name for p in VIDEOS.iterdir())
     assert names == ["CartPole-episode-1.mp4", "CartPole-episode-2.mp4", "CartPole-final.mp4"]
-    assert_frames(VIDEOS / "CartPole-episode-2.mp4", 40 - first + 1, 400, 600)
+    assert_frames(VIDEOS / "CartPole-episode-1.mp4", episode_lengths()[1] + 1, 400, 600)
+    assert_frames(VIDEOS / "CartPole-episode-2.mp4", 5 + 1, 400, 600)
 
 
 def test_resumed_training_numbers_videos_on():

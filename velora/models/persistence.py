@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 import velora
 from velora.models.config import AgentConfig
+from velora.nn.cell import sum_time_heads
 from velora.training.progress import TrainProgress
 from velora.utils.files import fsync_path, write_json_atomic
 
@@ -357,29 +358,26 @@ def _merge_time_heads(
 ) -> None:
     """Convert, in place, a save from before format 3, whose liquid cell held its time
     gate as two heads `time_a` and `time_b` that were always summed (the timespan was
-    fixed at 1): today's one head is their sum. Both heads got the same gradients, so
-    either one's optimiser moments are the merged head's. A no-op on newer saves."""
+    fixed at 1): today's one head is their sum, and either one's optimiser moments are
+    its moments. A no-op on newer saves."""
     cell = agent.actor.command
     size = cell.hidden_size
     prefix = "actor.command.heads."
     weight = model_tensors.get(f"{prefix}weight")
     if cell.n_heads != 4 or weight is None or weight.shape[0] != 5 * size:
         return
-
-    def merge(tensor: torch.Tensor, *, add: bool) -> torch.Tensor:
-        ff, time_a, time_b, projection = tensor.split((2 * size, size, size, size))
-        return torch.cat((ff, time_a + time_b if add else time_b, projection))
-
     for name in ("weight", "bias"):
-        model_tensors[prefix + name] = merge(model_tensors[prefix + name], add=True)
-    if f"{prefix}mask" in model_tensors:  # the same mask repeated per head
-        model_tensors[f"{prefix}mask"] = merge(model_tensors[f"{prefix}mask"], add=False)
+        model_tensors[prefix + name] = sum_time_heads(model_tensors[prefix + name], size)
+    if f"{prefix}mask" in model_tensors:
+        model_tensors[f"{prefix}mask"] = sum_time_heads(
+            model_tensors[f"{prefix}mask"], size, add=False
+        )
     params = [p for group in agent.actor_optim.param_groups for p in group["params"]]
     for index, param in enumerate(params):
         if param is cell.heads.weight or param is cell.heads.bias:
             for key in [k for k in optim_tensors if k.startswith(f"actor_optim.{index}.")]:
                 if optim_tensors[key].dim() and optim_tensors[key].shape[0] == 5 * size:
-                    optim_tensors[key] = merge(optim_tensors[key], add=False)
+                    optim_tensors[key] = sum_time_heads(optim_tensors[key], size, add=False)
 
 
 def _default_device(saved: str) -> str:

@@ -58,7 +58,16 @@ class LiquidCell(nn.Module):
         self.mode = mode
         # pure: ff1 + projection; gated modes: ff1, ff2, the time gate + projection.
         self.n_heads = 2 if mode == "pure" else 4
-        self.heads = SparseLinear(mask.repeat(self.n_heads, 1))
+        if mode == "pure":
+            self.heads = SparseLinear(mask.repeat(self.n_heads, 1))
+        else:
+            # Drawn as the paper's five heads, then its two time heads summed: the gate
+            # starts as the CfC's does, a sum of two heads (twice the variance of one).
+            self.heads = SparseLinear(mask.repeat(5, 1))
+            self.heads.weight = nn.Parameter(sum_time_heads(self.heads.weight, hidden_size))
+            self.heads.bias = nn.Parameter(sum_time_heads(self.heads.bias, hidden_size))
+            self.heads.mask = sum_time_heads(self.heads.mask, hidden_size, add=False)
+            self.heads.out_features = self.n_heads * hidden_size
         if mode == "pure":
             self.w_tau = nn.Parameter(torch.zeros(hidden_size))
             self.A = nn.Parameter(torch.ones(hidden_size))
@@ -83,3 +92,12 @@ class LiquidCell(nn.Module):
             else:
                 new_hidden = ff1 + gate * ff2
         return projection + new_hidden, new_hidden
+
+
+def sum_time_heads(rows: torch.Tensor, size: int, *, add: bool = True) -> torch.Tensor:
+    """Rows laid out as the paper's five heads (ff1, ff2, time_a, time_b, projection),
+    as the gated cell's four: the two time heads summed, or with `add=False` the second
+    kept (for what is the same in both: the mask, or optimiser moments, since both time
+    heads get the same gradients)."""
+    ff, time_a, time_b, projection = rows.detach().split((2 * size, size, size, size))
+    return torch.cat((ff, time_a + time_b if add else time_b, projection))
