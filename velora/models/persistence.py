@@ -28,7 +28,6 @@ from safetensors.torch import load_file, save_file
 
 import velora
 from velora.models.config import AgentConfig
-from velora.nn.cell import sum_time_heads
 from velora.training.progress import TrainProgress
 from velora.utils.files import fsync_path, write_json_atomic
 
@@ -36,8 +35,7 @@ if TYPE_CHECKING:
     from velora.models.neuroflow import NeuroFlow
 
 #: 2: the training counters as one `progress` object (format 1 had them apart).
-#: 3: the liquid cell's time gate is one head (formats 1 and 2 held two, summed).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 2
 METADATA = "metadata.json"
 MODEL_STATE = "model_state.safetensors"
 OPTIM_STATE = "optim_state.safetensors"
@@ -232,11 +230,11 @@ def read_metadata(dirpath: str | os.PathLike) -> SaveMetadata:
     if not isinstance(raw, dict) or "format_version" not in raw:
         raise SaveError(f"{meta_path} is corrupt or not a Velora save: no format_version.")
     version = raw["format_version"]
-    if version not in range(1, FORMAT_VERSION + 1):
+    if version not in (1, FORMAT_VERSION):
         raise SaveError(
             f"{folder} uses save format {version}, written by Velora "
             f"{raw.get('velora_version', '(unknown)')}; this Velora ({velora.__version__}) "
-            f"reads formats 1 to {FORMAT_VERSION}."
+            f"reads formats 1 and {FORMAT_VERSION}."
         )
     try:
         metadata = SaveMetadata.model_validate(_upgrade(raw))
@@ -265,11 +263,9 @@ def read_metadata(dirpath: str | os.PathLike) -> SaveMetadata:
 
 
 def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
-    """Older metadata in today's shape: format 1 (Velora 0.3.0 before the progress
-    object) gets one; format 2's metadata is format 3's (only the tensors differ, see
-    `_merge_time_heads`)."""
+    """Format 1 metadata (Velora 0.3.0 before the progress object) in format 2's shape."""
     if raw.get("format_version") != 1:
-        return {**raw, "format_version": FORMAT_VERSION}
+        return raw
     names = {"episodes_done": "episodes", "steps_done": "steps"}
     progress = {
         names.get(key, key): raw.pop(key, None)
@@ -326,9 +322,7 @@ def load_agent(
         critic_history=config.critic_history,
     )
     model_tensors = _load_tensors(folder / MODEL_STATE, agent.device)
-    optim_tensors = _load_tensors(folder / OPTIM_STATE)
     try:
-        _merge_time_heads(agent, model_tensors, optim_tensors)
         for name, module in agent.state_modules().items():
             prefix = f"{name}."
             module.load_state_dict(
@@ -336,6 +330,7 @@ def load_agent(
             )
         with torch.no_grad():
             agent.log_alpha.copy_(model_tensors["log_alpha"].reshape(()))
+        optim_tensors = _load_tensors(folder / OPTIM_STATE)
         for name, optim in agent.optimizers().items():
             _restore_optimizer(name, optim, metadata.optimizers[name], optim_tensors)
         _restore_rng(agent, metadata.rng, optim_tensors)
@@ -349,35 +344,6 @@ def load_agent(
     agent.config = config.model_copy(update={"device": str(agent.device)})
     agent.progress = metadata.progress
     return agent
-
-
-def _merge_time_heads(
-    agent: "NeuroFlow",
-    model_tensors: dict[str, torch.Tensor],
-    optim_tensors: dict[str, torch.Tensor],
-) -> None:
-    """Convert, in place, a save from before format 3, whose liquid cell held its time
-    gate as two heads `time_a` and `time_b` that were always summed (the timespan was
-    fixed at 1): today's one head is their sum, and either one's optimiser moments are
-    its moments. A no-op on newer saves."""
-    cell = agent.actor.command
-    size = cell.hidden_size
-    prefix = "actor.command.heads."
-    weight = model_tensors.get(f"{prefix}weight")
-    if cell.n_heads != 4 or weight is None or weight.shape[0] != 5 * size:
-        return
-    for name in ("weight", "bias"):
-        model_tensors[prefix + name] = sum_time_heads(model_tensors[prefix + name], size)
-    if f"{prefix}mask" in model_tensors:
-        model_tensors[f"{prefix}mask"] = sum_time_heads(
-            model_tensors[f"{prefix}mask"], size, add=False
-        )
-    params = [p for group in agent.actor_optim.param_groups for p in group["params"]]
-    for index, param in enumerate(params):
-        if param is cell.heads.weight or param is cell.heads.bias:
-            for key in [k for k in optim_tensors if k.startswith(f"actor_optim.{index}.")]:
-                if optim_tensors[key].dim() and optim_tensors[key].shape[0] == 5 * size:
-                    optim_tensors[key] = sum_time_heads(optim_tensors[key], size, add=False)
 
 
 def _default_device(saved: str) -> str:

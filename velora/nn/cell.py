@@ -13,17 +13,10 @@ class LiquidCell(nn.Module):
 
     The input joined with the hidden state feeds every head through the same sparse
     mask. In the default mode two tanh heads `ff1`, `ff2` are mixed by the time gate
-    (paper eq. 10): `h' = ff1 * (1 - gate) + gate * ff2`. `no_gate` uses
-    `ff1 + gate * ff2`; `pure` is the direct closed-form solution
-    `-A * exp(-(|w_tau| + |ff1|)) * ff1 + A`. The output is a sparse projection of the
-    joined input plus `h'`.
-
-    Time: the cell steps once per environment step, so the paper's timespan `ts` is
-    always one step. Its gate `sigmoid(time_a * ts + time_b)` is then one linear head,
-    `gate = sigmoid(time)`: a second head would learn nothing the first cannot. (A
-    constant elapsed time such as an env's `dt` would only rescale that head; only
-    timespans that vary from step to step would carry information, and no env here
-    reports them.)
+    `t_interp = sigmoid(time_a * ts + time_b)` (paper eq. 10):
+    `h' = ff1 * (1 - t_interp) + t_interp * ff2`. `no_gate` uses `ff1 + t_interp * ff2`;
+    `pure` is the direct closed-form solution `-A * exp(-ts * (|w_tau| + |ff1|)) * ff1 + A`.
+    The output is a sparse projection of the joined input plus `h'`.
 
     All heads share one fused `SparseLinear`, so a step costs one matrix product.
 
@@ -56,23 +49,16 @@ class LiquidCell(nn.Module):
         self.in_features = in_features
         self.hidden_size = hidden_size
         self.mode = mode
-        # pure: ff1 + projection; gated modes: ff1, ff2, the time gate + projection.
-        self.n_heads = 2 if mode == "pure" else 4
-        if mode == "pure":
-            self.heads = SparseLinear(mask.repeat(self.n_heads, 1))
-        else:
-            # Drawn as the paper's five heads, then its two time heads summed: the gate
-            # starts as the CfC's does, a sum of two heads (twice the variance of one).
-            self.heads = SparseLinear(mask.repeat(5, 1))
-            self.heads.weight = nn.Parameter(sum_time_heads(self.heads.weight, hidden_size))
-            self.heads.bias = nn.Parameter(sum_time_heads(self.heads.bias, hidden_size))
-            self.heads.mask = sum_time_heads(self.heads.mask, hidden_size, add=False)
-            self.heads.out_features = self.n_heads * hidden_size
+        # pure: ff1 + projection; gated modes: ff1, ff2, time_a, time_b + projection.
+        self.n_heads = 2 if mode == "pure" else 5
+        self.heads = SparseLinear(mask.repeat(self.n_heads, 1))
         if mode == "pure":
             self.w_tau = nn.Parameter(torch.zeros(hidden_size))
             self.A = nn.Parameter(torch.ones(hidden_size))
 
-    def forward(self, x: torch.Tensor, hx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, hx: torch.Tensor, ts: float | torch.Tensor = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: returns `(output, new_hidden)`, both `(batch, hidden_size)`."""
         if hx.shape[-1] != self.hidden_size or x.shape[-1] != self.in_features:
             raise ValueError(
@@ -83,21 +69,14 @@ class LiquidCell(nn.Module):
         heads = self.heads(joined).chunk(self.n_heads, dim=-1)
         if self.mode == "pure":
             ff1, projection = heads
-            new_hidden = -self.A * torch.exp(-(self.w_tau.abs() + ff1.abs())) * ff1 + self.A
+            new_hidden = -self.A * torch.exp(-ts * (self.w_tau.abs() + ff1.abs())) * ff1 + self.A
         else:
-            ff1, ff2, time, projection = heads
-            ff1, ff2, gate = torch.tanh(ff1), torch.tanh(ff2), torch.sigmoid(time)
+            ff1, ff2, time_a, time_b, projection = heads
+            ff1, ff2 = torch.tanh(ff1), torch.tanh(ff2)
+            unit_step = isinstance(ts, int | float) and ts == 1  # skip a multiply by 1
+            t_interp = torch.sigmoid(time_a + time_b if unit_step else time_a * ts + time_b)
             if self.mode == "default":
-                new_hidden = torch.lerp(ff1, ff2, gate)
+                new_hidden = torch.lerp(ff1, ff2, t_interp)
             else:
-                new_hidden = ff1 + gate * ff2
+                new_hidden = ff1 + t_interp * ff2
         return projection + new_hidden, new_hidden
-
-
-def sum_time_heads(rows: torch.Tensor, size: int, *, add: bool = True) -> torch.Tensor:
-    """Rows laid out as the paper's five heads (ff1, ff2, time_a, time_b, projection),
-    as the gated cell's four: the two time heads summed, or with `add=False` the second
-    kept (for what is the same in both: the mask, or optimiser moments, since both time
-    heads get the same gradients)."""
-    ff, time_a, time_b, projection = rows.detach().split((2 * size, size, size, size))
-    return torch.cat((ff, time_a + time_b if add else time_b, projection))

@@ -19,7 +19,7 @@ class LiquidTape(NamedTuple):
     weights: list[torch.Tensor]  # inter, cell heads, motor
     joined: torch.Tensor  # the cell's input: inter activity | hidden state
     ff: torch.Tensor  # tanh(ff1) | tanh(ff2)
-    gate: torch.Tensor  # sigmoid of the time head
+    gate: torch.Tensor  # sigmoid(time_a + time_b)
     command: torch.Tensor  # Mish of the cell's output
     inter_mish: MishTerms
     command_mish: MishTerms
@@ -132,7 +132,7 @@ def _liquid_step(
     *,
     save: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, LiquidTape | None]:
-    """inter → Mish → default-mode CfC cell → Mish → motor, without autograd.
+    """inter → Mish → default-mode CfC cell (ts = 1) → Mish → motor, without autograd.
 
     The weights are used as they are: outside their masks they are exactly zero (see
     `LiquidNCPNetwork`). Returns the output, the new hidden state and, with `save`, the
@@ -145,12 +145,12 @@ def _liquid_step(
     inter, inter_mish = mish_with_terms(inter_pre) if save else (F.mish(inter_pre), None)
     joined = torch.cat((inter, hidden), dim=-1)
     # `split_with_sizes`, not `split`: the latter is a Python wrapper around it.
-    ff, time, projection = F.linear(joined, w_cell, b_cell).split_with_sizes(
-        (2 * size, size, size), dim=-1
+    ff, time_a, time_b, projection = F.linear(joined, w_cell, b_cell).split_with_sizes(
+        (2 * size, size, size, size), dim=-1
     )
     ff = torch.tanh(ff)  # ff1 | ff2
     ff1, ff2 = ff.chunk(2, dim=-1)
-    gate = torch.sigmoid(time)
+    gate = torch.sigmoid(time_a + time_b)
     new_hidden = torch.lerp(ff1, ff2, gate)
     command_pre = projection + new_hidden
     if not save:
@@ -179,7 +179,7 @@ def _liquid_step_backward(
     grad_ff.addcmul_(grad_ff * ff, ff, value=-1.0)  # tanh': times 1 - ff^2
     sigmoid_slope = torch.addcmul(gate, gate, gate, value=-1.0)  # gate (1 - gate)
     grad_gate = (grad_pre * (ff2 - ff1)).mul_(sigmoid_slope)
-    grad_heads = torch.cat((grad_ff, grad_gate, grad_pre), dim=-1)
+    grad_heads = torch.cat((grad_ff, grad_gate, grad_gate, grad_pre), dim=-1)
     n_inter = tape.joined.shape[-1] - size
     grad_inter = mish_backward((grad_heads @ w_cell)[:, :n_inter], tape.inter_mish)
     return [
