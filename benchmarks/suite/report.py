@@ -230,10 +230,14 @@ def write_report(results: Path, curves: Path | None = None) -> str:
     """Print the report, and write `suite.md` and the PNGs into `results` (the PNGs also
     into `curves`, when given: the README shows them from `docs/suite`)."""
     data = load(results)
+    repo = Path(__file__).resolve().parents[2]
+    shown = (
+        results.resolve().relative_to(repo) if results.resolve().is_relative_to(repo) else results
+    )
     lines = [
         "# Learning suite: NeuroFlow vs Stable-Baselines3",
         "",
-        f"Results: `{results}`. Each evaluation plays {EVAL_EPISODES} deterministic episodes "
+        f"Results: `{shown}`. Each evaluation plays {EVAL_EPISODES} deterministic episodes "
         "(fixed reset seeds); steps to threshold is the first evaluation whose mean return "
         "reaches it. Final return: the last evaluation's mean return, mean ± std over seeds. "
         "Wall time includes the evaluations; train steps/s leaves them out.",
