@@ -49,8 +49,9 @@ def _actor_blind_to_velocities(*args, **kwargs) -> NeuroFlow:
 def main() -> None:
     probe = sys.argv.pop(1) if len(sys.argv) > 1 else ""
     if probe == "stacked":
-        gym.register("Probe/CartPole-stacked-positions-v1", _stacked_env, max_episode_steps=500)
         env_id = "Probe/CartPole-stacked-positions-v1"
+        limit = gym.spec("CartPole-v1").max_episode_steps
+        gym.register(env_id, _stacked_env, max_episode_steps=limit)
     elif probe == "privileged":
         velora_learning.NeuroFlow = _actor_blind_to_velocities
         env_id = "CartPole-v1"

@@ -230,10 +230,8 @@ def write_report(results: Path, curves: Path | None = None) -> str:
     """Print the report, and write `suite.md` and the PNGs into `results` (the PNGs also
     into `curves`, when given: the README shows them from `docs/suite`)."""
     data = load(results)
-    repo = Path(__file__).resolve().parents[2]
-    shown = (
-        results.resolve().relative_to(repo) if results.resolve().is_relative_to(repo) else results
-    )
+    repo, resolved = Path(__file__).resolve().parents[2], results.resolve()
+    shown = resolved.relative_to(repo) if resolved.is_relative_to(repo) else results
     lines = [
         "# Learning suite: NeuroFlow vs Stable-Baselines3",
         "",
