@@ -35,6 +35,7 @@ AGENT_ORDER = (
     "neuroflow-norm",
     "neuroflow-seq",
     "neuroflow-seq-hist",
+    "neuroflow-seq-own",
     "neuroflow-norm-seq",
     "neuroflow-norm-seq-hist",
     "sb3",
@@ -44,6 +45,7 @@ COLORS = {
     "neuroflow-norm": "C2",
     "neuroflow-seq": "C3",
     "neuroflow-seq-hist": "C4",
+    "neuroflow-seq-own": "C5",
     "sb3": "C1",
 }
 

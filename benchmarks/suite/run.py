@@ -55,7 +55,7 @@ SB3_SUITE = [
 ]
 """SB3 with the suite's env extras: baselines.SB3 plus Box2D for LunarLander."""
 
-AGENTS = ("neuroflow", "neuroflow-seq", "neuroflow-seq-hist", "sb3")
+AGENTS = ("neuroflow", "neuroflow-seq", "neuroflow-seq-hist", "neuroflow-seq-own", "sb3")
 DEFAULT_RESULTS = BENCHMARKS / "results" / "suite"
 
 
@@ -64,7 +64,7 @@ class Job:
     """One training run: a task, an agent and a seed."""
 
     task: Task
-    agent: str  # "neuroflow[-norm]", "neuroflow[-norm]-seq<L>[-hist]" or "sb3"
+    agent: str  # "neuroflow[-norm]", "neuroflow[-norm]-seq<L>[-hist|-own]" or "sb3"
     seed: int
     burn_in: int = 0
     compile: bool = False
@@ -87,6 +87,8 @@ class Job:
             args += ["--sequence-length", length, "--burn-in", str(self.burn_in)]
         if self.agent.endswith("-hist"):
             args += ["--critic-history", "actor_hidden"]
+        if self.agent.endswith("-own"):
+            args += ["--critic-history", "own"]
         if self.compile:
             args.append("--compile")
         return args
@@ -148,6 +150,7 @@ def main() -> None:
         "neuroflow": neuroflow,
         "neuroflow-seq": f"{neuroflow}-seq{args.sequence_length}",
         "neuroflow-seq-hist": f"{neuroflow}-seq{args.sequence_length}-hist",
+        "neuroflow-seq-own": f"{neuroflow}-seq{args.sequence_length}-own",
         "sb3": "sb3",
     }
     # The biggest budgets first, so the two slots stay busy to the end.

@@ -109,7 +109,7 @@ def main() -> None:
     if args.sequence_length > 1:
         agent_name += f"-seq{args.sequence_length}"
     if args.critic_history != "none":
-        agent_name += "-hist"
+        agent_name += "-own" if args.critic_history == "own" else "-hist"
     torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
 
     with tempfile.TemporaryDirectory(prefix="velora-suite-") as tmp:

@@ -123,8 +123,9 @@ def train(
     critic_history: Annotated[
         str,
         typer.Option(
-            help="What the critics see besides the observation: none, or actor_hidden "
-            "(the actor's hidden state, for partially observed tasks).",
+            help="What the critics see besides the observation: none, actor_hidden "
+            "(the actor's hidden state) or own (a memory of their own; needs "
+            "--sequence-length > 1), for partially observed tasks.",
             rich_help_panel=AGENT,
         ),
     ] = "none",  # fmt: skip

@@ -78,8 +78,11 @@ class NeuroFlow(SoftActorCritic):
         target_entropy_scale: for Discrete spaces, the target as a share in (0, 1) of
             log |A| instead (`heads.DISCRETE_TARGET_SCALE` by default).
         critic_history: what the critics see of the episode before the observation:
-            "none", or "actor_hidden", the actor's hidden state fed in with it
-            (detached). For tasks where one observation is not enough.
+            "none"; "actor_hidden", the actor's hidden state fed in with it (detached);
+            or "own", the summary of a liquid memory of their own (as large as the
+            actor) run along each replayed window and trained by the critic loss
+            through time (needs `sequence_length > 1`). For tasks where one
+            observation is not enough.
     """
 
     def __init__(
@@ -154,19 +157,26 @@ class NeuroFlow(SoftActorCritic):
             state_dim, actor_neurons, self.head.actor_out, seed=self.seed
         ).to(self.device)
         self.critic_history = critic_history
-        critic_states = state_dim + self.actor.hidden_size * (critic_history == "actor_hidden")
+        summary_size = {"none": 0, "actor_hidden": self.actor.hidden_size, "own": state_dim}
         self.critic = CriticEnsemble(
-            self.head.critic_in(critic_states),
+            self.head.critic_in(state_dim + summary_size[critic_history]),
             critic_neurons,
             self.head.critic_out,
             seed=self.seed,
         ).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.critic_memory: LiquidNCPNetwork | None = None
+        self.critic_memory_target: LiquidNCPNetwork | None = None
+        if critic_history == "own":  # a summary as wide as an observation
+            self.critic_memory = LiquidNCPNetwork(
+                state_dim, actor_neurons, state_dim, seed=self.seed + 1
+            ).to(self.device)
+            self.critic_memory_target = copy.deepcopy(self.critic_memory).requires_grad_(False)
         self.log_alpha = torch.tensor(
             math.log(initial_alpha), device=self.device, requires_grad=True
         )
         self.actor_optim = make_optimizer(optim, self.actor.parameters(), actor_lr)
-        self.critic_optim = make_optimizer(optim, self.critic.parameters(), critic_lr)
+        self.critic_optim = make_optimizer(optim, self.critic_parameters(), critic_lr)
         self.entropy_optim = make_optimizer(optim, [self.log_alpha], alpha_lr)
         self.buffer = ReplayBuffer(
             buffer_size,
@@ -195,7 +205,7 @@ class NeuroFlow(SoftActorCritic):
             seed=self.seed,
             device=str(self.device),
             actor_params=total_parameters(self.actor),
-            critic_params=total_parameters(self.critic),
+            critic_params=sum(p.numel() for p in self.critic_parameters()),
             normalize_obs=normalize_obs,
             target_entropy=target_entropy,
             target_entropy_scale=target_entropy_scale,
@@ -214,6 +224,9 @@ class NeuroFlow(SoftActorCritic):
     def state_modules(self) -> dict[str, torch.nn.Module]:
         """The modules whose state a save holds (besides `log_alpha`)."""
         modules = {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+        if self.critic_memory is not None and self.critic_memory_target is not None:
+            modules["critic_memory"] = self.critic_memory
+            modules["critic_memory_target"] = self.critic_memory_target
         if self.obs_norm is not None:
             modules["obs_norm"] = self.obs_norm
         return modules
@@ -275,13 +288,17 @@ class NeuroFlow(SoftActorCritic):
         """The entropy temperature alpha (a detached scalar tensor)."""
         return self.log_alpha.detach().exp()
 
+    def _trained_networks(self) -> list[torch.nn.Module]:
+        memory = [] if self.critic_memory is None else [self.critic_memory]
+        return [self.actor, self.critic, *memory]
+
     @property
     def total_params(self) -> int:
-        return total_parameters(self.actor) + total_parameters(self.critic)
+        return sum(total_parameters(network) for network in self._trained_networks())
 
     @property
     def active_params(self) -> int:
-        return active_parameters(self.actor) + active_parameters(self.critic)
+        return sum(active_parameters(network) for network in self._trained_networks())
 
     def normalize(self, states: torch.Tensor) -> torch.Tensor:
         """Observations as the networks see them (unchanged without `normalize_obs`)."""
@@ -316,7 +333,10 @@ class NeuroFlow(SoftActorCritic):
         return self.head.to_env(action)
 
     def record_training(self, record: TrainRecord) -> str:
-        """Note a `train()` call's settings in `config.train`; the config as JSON."""
+        """Note a `train()` call's settings in `config.train`; the config as JSON.
+        Refuses settings this agent cannot train with, before any step."""
+        if self.critic_history == "own" and record.sequence_length == 1:
+            raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
         self.config = self.config.model_copy(update={"train": record})
         return self.config.model_dump_json()
 
@@ -411,7 +431,10 @@ class NeuroFlow(SoftActorCritic):
             windows = self.buffer.sample_windows(batch_size, sequence_length)
             windows = windows._replace(batch=self._normalized(windows.batch))
             rows, output, next_output = self._loss_stages.unroll(self, windows, burn_in)
-            return self.autograd_update(rows, (output, next_output))
+            memory = None if self.critic_memory is None else self.remember(windows, burn_in)
+            return self.autograd_update(rows, (output, next_output), memory)
+        if self.critic_memory is not None:
+            raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
         batch = self._normalized(self.buffer.sample(batch_size))
         if self.uses_hand_written_gradients():
             return handwritten_update(self, batch, self._stages)
@@ -464,6 +487,12 @@ class NeuroFlow(SoftActorCritic):
             f"{self.config.actor_neurons}, critic_neurons={self.config.critic_neurons}, "
             f"action_type={self.head.kind!r}, device={str(self.device)!r}, seed={self.seed})"
         )
+
+
+_OWN_MEMORY_NEEDS_WINDOWS = (
+    'critic_history="own" trains the critics\' memory through time over replayed windows; '
+    "train with sequence_length > 1 (e.g. sequence_length=8, burn_in=2)."
+)
 
 
 def _is_number(value: object) -> bool:

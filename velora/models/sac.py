@@ -29,7 +29,7 @@ from velora.utils.torch import compile_function, soft_update
 #: the methods whose override turns the hand-written gradients off.
 LOSS_METHODS = ("policy_outputs", "critic_loss", "actor_loss", "alpha_loss")
 #: what the critics may see besides the observation (`NeuroFlow(critic_history=...)`).
-CRITIC_HISTORIES = ("none", "actor_hidden")
+CRITIC_HISTORIES = ("none", "actor_hidden", "own")
 
 
 class SoftActorCritic:
@@ -38,6 +38,9 @@ class SoftActorCritic:
     actor: LiquidNCPNetwork
     critic: CriticEnsemble
     critic_target: CriticEnsemble
+    #: `critic_history="own"`: the critics' recurrent memory and its Polyak target; else None.
+    critic_memory: LiquidNCPNetwork | None
+    critic_memory_target: LiquidNCPNetwork | None
     head: PolicyHead
     log_alpha: torch.Tensor
     gamma: float
@@ -100,16 +103,60 @@ class SoftActorCritic:
             next_output, _ = self.actor(rows.next_states, rows.next_hidden)
         return rows, torch.stack(outputs, 1).flatten(0, 1), next_output
 
-    def critic_view(self, batch: Batch) -> Batch:
-        """The batch as the critics see it: with `critic_history="actor_hidden"` each
-        observation is followed by the actor's hidden state fed in with it, a summary of
-        the episode before it; otherwise the batch itself."""
+    def remember(self, windows: Windows, burn_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`critic_history="own"`: the critics' memory along each window, from a zero
+        state at its head (warmed up by the `burn_in` steps, without gradient).
+
+        Returns, for the rows of `unroll`'s batch, the memory's summary of each state
+        (its graph reaching back through the window: the critic loss trains it through
+        time) and the target memory's summary of each next state (detached).
+        """
+        assert self.critic_memory is not None and self.critic_memory_target is not None
+        states, length = windows.batch.states, windows.valid.shape[1]
+        hidden = target_hidden = self.critic_memory.initial_hidden(states.shape[0])
+        with torch.no_grad():
+            for t in range(burn_in):
+                _, hidden = self.critic_memory(states[:, t], hidden)
+                _, target_hidden = self.critic_memory_target(states[:, t], target_hidden)
+        summaries, target_hiddens = [], []
+        for t in range(burn_in, length):
+            summary, hidden = self.critic_memory(states[:, t], hidden)
+            summaries.append(summary)
+            with torch.no_grad():
+                _, target_hidden = self.critic_memory_target(states[:, t], target_hidden)
+            target_hiddens.append(target_hidden)
+        with torch.no_grad():  # each next state follows its own state's memory
+            next_summary, _ = self.critic_memory_target(
+                windows.batch.next_states[:, burn_in:].flatten(0, 1),
+                torch.stack(target_hiddens, 1).flatten(0, 1),
+            )
+        return torch.stack(summaries, 1).flatten(0, 1), next_summary
+
+    def critic_view(
+        self, batch: Batch, memory: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> Batch:
+        """The batch as the critics see it: each observation followed by a summary of
+        the episode before it, `memory`'s (from `remember`) with
+        `critic_history="own"`, the actor's hidden state fed in with it with
+        `"actor_hidden"`; with `"none"`, the batch itself."""
         if self.critic_history == "none":
             return batch
+        if memory is None:
+            if self.critic_history == "own":
+                raise ValueError(
+                    'critic_history="own" needs windows: update with sequence_length > 1.'
+                )
+            memory = (batch.hidden, batch.next_hidden)
+        summary, next_summary = memory
         return batch._replace(
-            states=torch.cat((batch.states, batch.hidden), dim=-1),
-            next_states=torch.cat((batch.next_states, batch.next_hidden), dim=-1),
+            states=torch.cat((batch.states, summary), dim=-1),
+            next_states=torch.cat((batch.next_states, next_summary), dim=-1),
         )
+
+    def critic_parameters(self) -> list[torch.Tensor]:
+        """What the critic loss trains: the critics, and their memory if they have one."""
+        memory = [] if self.critic_memory is None else list(self.critic_memory.parameters())
+        return [*self.critic.parameters(), *memory]
 
     def critic_loss(self, batch: Batch, next_pi: PolicySample) -> torch.Tensor:
         """Sum over the critics of 0.5 * MSE to the soft Bellman target (clipped double Q)."""
@@ -131,22 +178,36 @@ class SoftActorCritic:
         entropy = -batch.mean(pi.expect(pi.log_prob))
         return self.log_alpha * (entropy - self.head.target_entropy)
 
+    def target_pairs(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+        """Each network that has a Polyak-averaged target, with its target."""
+        pairs: list[tuple[torch.nn.Module, torch.nn.Module]] = [(self.critic, self.critic_target)]
+        if self.critic_memory is not None and self.critic_memory_target is not None:
+            pairs.append((self.critic_memory, self.critic_memory_target))
+        return pairs
+
     def autograd_update(
-        self, batch: Batch, outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        batch: Batch,
+        outputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        memory: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """One gradient step of critics, actor and temperature on `batch`, then the targets.
 
         `outputs` are the actor's outputs for the batch's states and next states when
-        the caller has them (`unroll`); by default `policy_outputs`. Returns the
-        detached losses `[actor, critic, alpha]` as one tensor on the device.
+        the caller has them (`unroll`); by default `policy_outputs`. `memory` is the
+        critics' own summary of the batch's states (`remember`). Returns the detached
+        losses `[actor, critic, alpha]` as one tensor on the device.
         """
         losses = self._loss_stages
         output, next_output = losses.policy_outputs(self, batch) if outputs is None else outputs
-        batch = self.critic_view(batch)  # the actor has seen the batch; now the critics
-        critic_loss = losses.critic(self, batch, next_output)
-        critic_params = list(self.critic.parameters())
+        # The actor has seen the batch; now the critics.
+        critic_loss = losses.critic(self, self.critic_view(batch, memory), next_output)
+        critic_params = self.critic_parameters()
         apply_gradients(self.critic_optim, torch.autograd.grad(critic_loss, critic_params))
 
+        if memory is not None:  # the critics are constants in the actor loss, and so is this
+            memory = (memory[0].detach(), memory[1])
+        batch = self.critic_view(batch, memory)
         actor_loss, alpha_loss = losses.actor(self, batch, output)
         # One backward for both: the alpha loss sees the policy detached, and the actor
         # loss sees alpha detached, so each parameter gets its own loss's gradient.
@@ -156,7 +217,8 @@ class SoftActorCritic:
         )
         apply_gradients(self.actor_optim, actor_grads)
         apply_gradients(self.entropy_optim, [alpha_grad])
-        soft_update(self.critic, self.critic_target, self.tau)
+        for network, target in self.target_pairs():
+            soft_update(network, target, self.tau)
         return torch.stack((actor_loss, critic_loss, alpha_loss)).detach()
 
     def losses_are_default(self) -> bool:
