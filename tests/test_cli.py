@@ -258,6 +258,10 @@ def run_main(args: list[str], capfd) -> subprocess.CompletedProcess:
             ["train", "Pendulum-v1", "--episodes", "1", "--target-entropy-scale", "0.5"],
             ["for Box actions give target_entropy in nats"],
         ),
+        (
+            ["train", "CartPole-v1", "--episodes", "1", "--critic-history", "own"],
+            ['critic_history="own" trains the critics\' memory', "sequence_length > 1"],
+        ),
     ],
 )
 def test_bad_input_after_torch_is_one_clear_line(work, monkeypatch, capfd, args, needles):

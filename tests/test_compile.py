@@ -87,11 +87,22 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error_up_front(tmp_path, monk
     assert agent.act(states, None, deterministic=True)[0].shape == (3, 1)
 
 
-def test_compiled_sequence_updates_match_eager_and_compile_once(tmp_path):
+@pytest.mark.parametrize("critic_history", ["none", "own"])
+def test_compiled_sequence_updates_match_eager_and_compile_once(tmp_path, critic_history):
     """Sequence replay keeps every window position (weighted), so each update has the
-    same shapes: the compiled unroll runs every update without recompiling."""
-    trained = NeuroFlow("Pendulum-v1", 8, 16, buffer_size=1000, seed=2)
-    trained.train(16, n_episodes=2, warmup_steps=64, db_path=str(tmp_path / "m.db"))
+    same shapes: the compiled unroll (and the critics' memory) runs every update
+    without recompiling."""
+    trained = NeuroFlow(
+        "Pendulum-v1", 8, 16, buffer_size=1000, seed=2, critic_history=critic_history
+    )
+    trained.train(
+        16,
+        n_episodes=2,
+        warmup_steps=64,
+        sequence_length=4,
+        burn_in=1,
+        db_path=str(tmp_path / "m.db"),
+    )
     trained.save(tmp_path / "agent", buffer=True)
     eager = NeuroFlow.load(tmp_path / "agent", buffer=True)
     compiled = NeuroFlow.load(tmp_path / "agent", buffer=True).compile()
@@ -106,7 +117,10 @@ def test_compiled_sequence_updates_match_eager_and_compile_once(tmp_path):
         if step == 0:
             frames = counters["frames"]["total"]
     assert counters["frames"]["total"] == frames  # later windows reuse the compiled code
-    for (name, p), q in zip(
-        compiled.actor.named_parameters(), eager.actor.parameters(), strict=True
-    ):
-        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    for module in ("actor", "critic_memory") if critic_history == "own" else ("actor",):
+        for (name, p), q in zip(
+            getattr(compiled, module).named_parameters(),
+            getattr(eager, module).parameters(),
+            strict=True,
+        ):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=f"{module}.{name}")

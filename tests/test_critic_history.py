@@ -1,9 +1,12 @@
-"""Critics with history: `critic_history="actor_hidden"` shows the critics the actor's
-hidden state beside each observation, for tasks where one observation is not enough."""
+"""Critics with history, for tasks where one observation is not enough:
+`critic_history="actor_hidden"` shows the critics the actor's hidden state beside each
+observation, `"own"` the summary of a memory of their own (its training through time is
+tested in `test_sequence_replay`)."""
 
 import pytest
 import torch
 
+from velora.buffer import Batch
 from velora.models import NeuroFlow
 
 
@@ -89,5 +92,41 @@ def test_history_aware_critics_train_and_reload(sequence_length, tmp_path):
 
 
 def test_an_unknown_critic_history_is_refused():
-    with pytest.raises(ValueError, match=r"critic_history must be one of 'none', 'actor_hidden'"):
+    with pytest.raises(
+        ValueError, match=r"critic_history must be one of 'none', 'actor_hidden', 'own'"
+    ):
         NeuroFlow("CartPole-v1", 8, 16, buffer_size=100, critic_history="critic")
+
+
+@pytest.mark.parametrize(("env_id", "action_width"), [("CartPole-v1", 0), ("Pendulum-v1", 1)])
+def test_critics_with_their_own_memory_are_built_saved_and_optimised(env_id, action_width):
+    agent = NeuroFlow(env_id, 8, 16, buffer_size=100, seed=0, critic_history="own")
+    obs = agent.actor.wiring.in_features
+    memory, target = agent.critic_memory, agent.critic_memory_target
+    # A summary as wide as an observation joins each observation.
+    assert memory.wiring.in_features == obs and memory.wiring.out_features == obs
+    assert agent.critic.wirings[0].in_features == 2 * obs + action_width
+    for a, b in zip(memory.parameters(), target.parameters(), strict=True):
+        assert torch.equal(a, b) and not b.requires_grad
+    # The critic optimiser trains the memory; saves hold it and its target.
+    optimised = {id(p) for group in agent.critic_optim.param_groups for p in group["params"]}
+    assert {id(p) for p in memory.parameters()} <= optimised
+    assert {id(p) for p in target.parameters()}.isdisjoint(optimised)
+    assert agent.state_modules()["critic_memory"] is memory
+    assert agent.state_modules()["critic_memory_target"] is target
+    critic_side = sum(p.numel() for m in (agent.critic, memory) for p in m.parameters())
+    assert agent.config.critic_params == critic_side
+    assert agent.total_params == critic_side + sum(p.numel() for p in agent.actor.parameters())
+    assert not agent.uses_hand_written_gradients()
+    assert NeuroFlow(env_id, 8, 16, buffer_size=100).critic_memory is None
+
+
+def test_own_memory_needs_windows_and_says_so_before_training(tmp_path):
+    agent = NeuroFlow("CartPole-v1", 8, 16, buffer_size=500, seed=0, critic_history="own")
+    with pytest.raises(ValueError, match=r"sequence_length > 1 \(e\.g\. sequence_length=8"):
+        agent.train(16, n_episodes=2, db_path=str(tmp_path / "m.db"))
+    assert agent.progress.episodes == 0 and not (tmp_path / "m.db").exists()
+    with pytest.raises(ValueError, match="needs windows"):
+        agent.critic_view(Batch(*(torch.zeros(1, width) for width in agent.buffer.widths)))
+    with pytest.raises(ValueError, match="sequence_length > 1"):
+        agent.update(1)

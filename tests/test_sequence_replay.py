@@ -214,9 +214,136 @@ def test_burn_in_steps_get_no_gradient(tmp_path):
     )
 
 
+# --------------------------------------------------------------------------------------
+# Critics with a memory of their own (`critic_history="own"`)
+# --------------------------------------------------------------------------------------
+
+
+def double_own_agent(tmp_path, double: bool = True) -> tuple[NeuroFlow, Windows]:
+    """`double_agent` with critics that have their own memory (in float32 for tests
+    that step the optimisers)."""
+    agent = NeuroFlow("CartPole-v1", 10, 16, buffer_size=2000, seed=0, critic_history="own")
+    agent.train(
+        16,
+        n_episodes=6,
+        warmup_steps=300,
+        sequence_length=4,
+        burn_in=1,
+        db_path=str(tmp_path / "m.db"),
+        display_count=100,
+    )
+    torch.manual_seed(5)
+    windows = agent.buffer.sample_windows(12, 6)
+    if not double:
+        return agent, windows
+    for module in agent.state_modules().values():
+        module.double()
+    agent.log_alpha = agent.log_alpha.detach().double().requires_grad_(True)
+    batch = Batch(*(field.double() for field in windows.batch.transitions()))
+    return agent, Windows(batch, windows.valid)
+
+
+def reference_memory(agent: NeuroFlow, windows: Windows, burn_in: int, detach: bool = True):
+    """Window by window, step by step from a zero state: the memory's summaries of the
+    valid states after the burn-in, and the target memory's of their next states."""
+    seq, valid = windows.batch, windows.valid
+    summaries, next_summaries = [], []
+    memory, target = agent.critic_memory, agent.critic_memory_target
+    for b in range(valid.shape[0]):
+        hidden = target_hidden = memory.initial_hidden(1)
+        for t in range(valid.shape[1]):
+            if not valid[b, t]:
+                break
+            summary, hidden = memory.forward_modules(seq.states[b, t : t + 1], hidden)
+            with torch.no_grad():
+                _, target_hidden = target.forward_modules(seq.states[b, t : t + 1], target_hidden)
+            if t < burn_in:
+                if detach:
+                    hidden = hidden.detach()
+                continue
+            summaries.append(summary)
+            with torch.no_grad():
+                next_summaries.append(
+                    target.forward_modules(seq.next_states[b, t : t + 1], target_hidden)[0]
+                )
+    return torch.cat(summaries), torch.cat(next_summaries)
+
+
+def memory_gradients(agent: NeuroFlow, rows: Batch, next_output, memory) -> list[torch.Tensor]:
+    """The critic loss's gradients w.r.t. the memory (exact: CartPole's expectation
+    over the next policy is a sum, with no sampled noise)."""
+    loss = agent.critic_loss(agent.critic_view(rows, memory), agent.head.expectation(next_output))
+    return list(torch.autograd.grad(loss, list(agent.critic_memory.parameters())))
+
+
+@pytest.mark.parametrize("burn_in", [0, 2])
+def test_the_critics_memory_trains_through_time_like_an_unrolled_reference(tmp_path, burn_in):
+    agent, windows = double_own_agent(tmp_path)
+    rows, _, next_output = agent.unroll(windows, burn_in)
+    summary, next_summary = agent.remember(windows, burn_in)
+    ref_rows, _, ref_next = reference_unroll(agent, windows, burn_in)
+    ref_summary, ref_next_summary = reference_memory(agent, windows, burn_in)
+    kept = rows.weights.nonzero().squeeze(1)
+    assert summary.shape == next_summary.shape == (12 * (6 - burn_in), 4)
+    torch.testing.assert_close(summary.index_select(0, kept), ref_summary, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        next_summary.index_select(0, kept), ref_next_summary, rtol=1e-12, atol=1e-12
+    )
+    assert summary.requires_grad and not next_summary.requires_grad
+    ours = memory_gradients(agent, rows, next_output, (summary, next_summary))
+    reference = memory_gradients(agent, ref_rows, ref_next, (ref_summary, ref_next_summary))
+    for a, b in zip(ours, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # The gradient reaches back through time: the memory's recurrent weights get some.
+    recurrent = agent.critic_memory.command.heads.weight
+    index = next(i for i, p in enumerate(agent.critic_memory.parameters()) if p is recurrent)
+    assert ours[index][:, -agent.critic_memory.hidden_size :].abs().sum() > 0
+
+
+def test_the_critics_memory_gets_no_gradient_from_burn_in_or_the_actor(tmp_path):
+    agent, windows = double_own_agent(tmp_path)
+    rows, output, next_output = agent.unroll(windows, 3)
+    memory = agent.remember(windows, 3)
+    ours = memory_gradients(agent, rows, next_output, memory)
+    ref_rows, _, ref_next = reference_unroll(agent, windows, 3)
+    without = memory_gradients(agent, ref_rows, ref_next, reference_memory(agent, windows, 3))
+    through = memory_gradients(
+        agent, ref_rows, ref_next, reference_memory(agent, windows, 3, detach=False)
+    )
+    for a, b in zip(ours, without, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert any(
+        not torch.allclose(a, b, rtol=1e-6, atol=1e-9) for a, b in zip(ours, through, strict=True)
+    )
+
+
+def test_an_update_trains_the_critics_memory_and_averages_its_target(tmp_path):
+    agent, windows = double_own_agent(tmp_path, double=False)
+    saved = {
+        name: {key: value.clone() for key, value in module.state_dict().items()}
+        for name, module in agent.state_modules().items()
+    }
+    rows, output, next_output = agent.unroll(windows, 1)
+    agent.autograd_update(rows, (output, next_output), agent.remember(windows, 1))
+    memory, target = (
+        {name: p.detach() for name, p in m.named_parameters()}
+        for m in (agent.critic_memory, agent.critic_memory_target)
+    )
+    old_memory, old_target = saved["critic_memory"], saved["critic_memory_target"]
+    for name, online in memory.items():
+        assert not torch.equal(online, old_memory[name]), name  # every memory weight learns
+        expected = old_target[name] + agent.tau * (online - old_target[name])
+        torch.testing.assert_close(target[name], expected)
+
+
 @pytest.mark.parametrize(
     ("env_id", "critic_history"),
-    [("CartPole-v1", "none"), ("InvertedPendulum-v5", "none"), ("Pendulum-v1", "actor_hidden")],
+    [
+        ("CartPole-v1", "none"),
+        ("InvertedPendulum-v5", "none"),
+        ("Pendulum-v1", "actor_hidden"),
+        ("CartPole-v1", "own"),
+    ],
 )
 def test_resume_with_sequences_is_exact(env_id, critic_history, tmp_path):
     settings = {"sequence_length": 4, "burn_in": 1, "db_path": str(tmp_path / "m.db")}

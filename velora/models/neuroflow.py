@@ -431,7 +431,9 @@ class NeuroFlow(SoftActorCritic):
             windows = self.buffer.sample_windows(batch_size, sequence_length)
             windows = windows._replace(batch=self._normalized(windows.batch))
             rows, output, next_output = self._loss_stages.unroll(self, windows, burn_in)
-            memory = None if self.critic_memory is None else self.remember(windows, burn_in)
+            memory = None
+            if self.critic_memory is not None:
+                memory = self._loss_stages.remember(self, windows, burn_in)
             return self.autograd_update(rows, (output, next_output), memory)
         if self.critic_memory is not None:
             raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)

@@ -250,18 +250,26 @@ def _unroll(
     return agent.unroll(windows, burn_in)
 
 
+def _remember(
+    agent: SoftActorCritic, windows: Windows, burn_in: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return agent.remember(windows, burn_in)
+
+
 class LossStages(NamedTuple):
     """The update's forward stages; each is a separate graph so that `compile()` can
     take it whole (the critic step falls between the actor's pass and its loss).
-    `unroll` replaces `policy_outputs` with sequence replay."""
+    `unroll` replaces `policy_outputs` with sequence replay, and `remember` runs the
+    critics' own memory along the windows."""
 
     policy_outputs: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     critic: Callable[..., torch.Tensor]
     actor: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     unroll: Callable[..., tuple[Batch, torch.Tensor, torch.Tensor]]
+    remember: Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
-EAGER_LOSSES = LossStages(_policy_outputs, _critic_stage, _actor_stage, _unroll)
+EAGER_LOSSES = LossStages(_policy_outputs, _critic_stage, _actor_stage, _unroll, _remember)
 
 
 def compile_losses(**inductor_options: Any) -> LossStages:
