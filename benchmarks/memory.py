@@ -4,12 +4,14 @@ The tasks (`benchmarks/suite/tasks.py`, `MEMORY_TASKS`) are fully observed ones 
 through `velora.gym.partially_observed`: CartPole, Pendulum and InvertedPendulum-v5 with
 their velocities hidden, and CartPole and InvertedPendulum with Gaussian observation
 noise (std 0.1). Each keeps the fully observed task's threshold, env-step budget and
-rl-baselines3-zoo settings. Four agents, three seeds, the same budget:
+rl-baselines3-zoo settings. Five agents, three seeds, the same budget:
 
 - `neuroflow`: NeuroFlow as today, single replayed steps;
 - `neuroflow-seq8`: NeuroFlow with sequence replay (`sequence_length=8, burn_in=2`);
 - `neuroflow-seq8-hist`: the same with critics that see the actor's hidden state
   (`critic_history="actor_hidden"`);
+- `neuroflow-seq8-own`: the same with critics that keep a memory of their own
+  (`critic_history="own"`);
 - `sb3`: SB3 DQN or SAC with the zoo's MLP settings, in its own venv.
 
 It is the learning suite's runner on these tasks (same workers, evaluations, caching of
@@ -40,7 +42,8 @@ def main() -> None:
     if "--tasks" not in given:
         defaults += ["--tasks", *MEMORY_TASKS]
     if "--agents" not in given:
-        defaults += ["--agents", "neuroflow", "neuroflow-seq", "neuroflow-seq-hist", "sb3"]
+        defaults += ["--agents", "neuroflow", "neuroflow-seq", "neuroflow-seq-hist"]
+        defaults += ["neuroflow-seq-own", "sb3"]
     if "--results" not in given:
         defaults += ["--results", str(RESULTS)]
     sys.argv = [sys.argv[0], *defaults, *given]
