@@ -55,6 +55,14 @@ def _kind(agent: str) -> str:
     return re.sub(r"-seq\d+", "-seq", agent)
 
 
+def _agent_order(agent: str) -> tuple[int, int, str]:
+    """Agents in `AGENT_ORDER`, shorter windows first within a kind."""
+    window = re.search(r"-seq(\d+)", agent)
+    kinds = list(AGENT_ORDER)
+    kind = _kind(agent)
+    return (kinds.index(kind) if kind in kinds else 99, int(window[1]) if window else 0, agent)
+
+
 @dataclass
 class AgentRuns:
     """One agent's finished seeds on one task, and the figures the tables show."""
@@ -131,13 +139,10 @@ def load(results: Path) -> dict[str, dict[str, AgentRuns]]:
             print(f"skipping {path.name}: {env} is not a suite task", file=sys.stderr)
             continue
         grouped.setdefault(env, {}).setdefault(agent, []).append(r)
-    order = {a: i for i, a in enumerate(AGENT_ORDER)}
     return {
         env: {
             agent: AgentRuns(agent, ALL_TASKS[env], sorted(runs, key=lambda r: r["seed"]))
-            for agent, runs in sorted(
-                by_agent.items(), key=lambda kv: (order.get(_kind(kv[0]), 99), kv)
-            )
+            for agent, runs in sorted(by_agent.items(), key=lambda kv: _agent_order(kv[0]))
         }
         for env, by_agent in sorted(grouped.items(), key=lambda kv: list(ALL_TASKS).index(kv[0]))
     }
@@ -198,6 +203,8 @@ def plot(env: str, agents: dict[str, AgentRuns], path: Path) -> None:
     """Mean evaluation return against env steps, a min–max band over seeds per agent."""
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
+    used: set[str | None] = set()
+    spare = (f"C{i}" for i in range(6, 10))  # for a second window length of one kind
     for a in agents.values():
         by_step: dict[int, list[float]] = {}
         for r in a.runs:
@@ -205,6 +212,9 @@ def plot(env: str, agents: dict[str, AgentRuns], path: Path) -> None:
                 by_step.setdefault(e["steps"], []).append(e["mean_return"])
         steps = sorted(by_step)
         color = COLORS.get(_kind(a.agent))
+        if color in used:
+            color = next(spare, None)
+        used.add(color)
         mean = [statistics.fmean(by_step[s]) for s in steps]
         label = f"{a.agent} ({a.algo}, {len(a.runs)} seed{'s' * (len(a.runs) > 1)})"
         ax.plot(steps, mean, color=color, label=label, marker=".")
@@ -246,11 +256,7 @@ def write_report(results: Path, curves: Path | None = None) -> str:
     if not data:
         lines.append("No results yet.")
     else:
-        order = {a: i for i, a in enumerate(AGENT_ORDER)}
-        names = sorted(
-            {a for agents in data.values() for a in agents},
-            key=lambda a: (order.get(_kind(a), 99), a),
-        )
+        names = sorted({a for agents in data.values() for a in agents}, key=_agent_order)
         lines += [
             "Per agent: seeds solved · median env steps to the threshold · final return.",
             "",
