@@ -289,6 +289,7 @@ class NeuroFlow(SoftActorCritic):
         return self.log_alpha.detach().exp()
 
     def _trained_networks(self) -> list[torch.nn.Module]:
+        """The networks with parameters of their own (targets are copies)."""
         memory = [] if self.critic_memory is None else [self.critic_memory]
         return [self.actor, self.critic, *memory]
 

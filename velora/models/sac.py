@@ -136,9 +136,9 @@ class SoftActorCritic:
         self, batch: Batch, memory: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> Batch:
         """The batch as the critics see it: each observation followed by a summary of
-        the episode before it, `memory`'s (from `remember`) with
-        `critic_history="own"`, the actor's hidden state fed in with it with
-        `"actor_hidden"`; with `"none"`, the batch itself."""
+        the episode before it. With `critic_history="own"` that is `memory` (from
+        `remember`), with "actor_hidden" the actor's hidden state fed in with the
+        observation; with "none" the batch is unchanged."""
         if self.critic_history == "none":
             return batch
         if memory is None:
