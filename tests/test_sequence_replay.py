@@ -123,17 +123,38 @@ def test_windows_survive_save_and_load():
 # --------------------------------------------------------------------------------------
 
 
-def double_agent(tmp_path) -> tuple[NeuroFlow, Windows]:
-    """A CartPole agent with some experience, its networks in float64, and windows."""
-    agent = NeuroFlow("CartPole-v1", 10, 16, buffer_size=2000, seed=0)
-    agent.train(16, n_episodes=6, warmup_steps=400, db_path=str(tmp_path / "m.db"))
-    for module in (agent.actor, agent.critic, agent.critic_target):
+def double_agent(
+    tmp_path, critic_history: str = "none", *, double: bool = True
+) -> tuple[NeuroFlow, Windows]:
+    """A CartPole agent with some experience, its networks in float64 (float32 with
+    `double=False`, for tests that step the optimisers), and windows."""
+    agent = NeuroFlow(
+        "CartPole-v1", 10, 16, buffer_size=2000, seed=0, critic_history=critic_history
+    )
+    # Critics with their own memory train on windows only.
+    windows = {"sequence_length": 4, "burn_in": 1} if critic_history == "own" else {}
+    agent.train(16, n_episodes=6, warmup_steps=400, db_path=str(tmp_path / "m.db"), **windows)
+    torch.manual_seed(5)
+    sampled = agent.buffer.sample_windows(12, 6)
+    if not double:
+        return agent, sampled
+    for module in agent.state_modules().values():
         module.double()
     agent.log_alpha = agent.log_alpha.detach().double().requires_grad_(True)
-    torch.manual_seed(5)
-    windows = agent.buffer.sample_windows(12, 6)
-    batch = Batch(*(field.double() for field in windows.batch.transitions()))
-    return agent, Windows(batch, windows.valid)
+    batch = Batch(*(field.double() for field in sampled.batch.transitions()))
+    return agent, Windows(batch, sampled.valid)
+
+
+def assert_gradients_match(ours: list[torch.Tensor], reference: list[torch.Tensor]) -> None:
+    for a, b in zip(ours, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def assert_reaches_back_through_time(network, gradients: list[torch.Tensor]) -> None:
+    """The recurrent weights of `network` (a liquid NCP) get some of the gradient."""
+    recurrent = network.command.heads.weight
+    index = next(i for i, p in enumerate(network.parameters()) if p is recurrent)
+    assert gradients[index][:, -network.hidden_size :].abs().sum() > 0
 
 
 def reference_unroll(agent: NeuroFlow, windows: Windows, burn_in: int, detach: bool = True):
@@ -190,12 +211,8 @@ def test_gradients_through_time_equal_an_unrolled_reference(tmp_path, burn_in):
         actor_gradients(agent, rows, output),
         actor_gradients(agent, ref_rows, ref_output),
     )
-    for a, b in zip(ours, reference, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    # The gradient reaches back through time: the recurrent weights get some.
-    recurrent = agent.actor.command.heads.weight
-    index = next(i for i, p in enumerate(agent.actor.parameters()) if p is recurrent)
-    assert ours[index][:, -agent.actor.hidden_size :].abs().sum() > 0
+    assert_gradients_match(ours, reference)
+    assert_reaches_back_through_time(agent.actor, ours)
 
 
 def test_burn_in_steps_get_no_gradient(tmp_path):
@@ -206,8 +223,7 @@ def test_burn_in_steps_get_no_gradient(tmp_path):
     _, detached, _ = reference_unroll(agent, windows, 3, detach=True)
     with_burn_in_gradient = actor_gradients(agent, ref_rows, through)
     without = actor_gradients(agent, ref_rows, detached)
-    for a, b in zip(ours, without, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert_gradients_match(ours, without)
     assert any(
         not torch.allclose(a, b, rtol=1e-6, atol=1e-9)
         for a, b in zip(ours, with_burn_in_gradient, strict=True)
@@ -217,30 +233,6 @@ def test_burn_in_steps_get_no_gradient(tmp_path):
 # --------------------------------------------------------------------------------------
 # Critics with a memory of their own (`critic_history="own"`)
 # --------------------------------------------------------------------------------------
-
-
-def double_own_agent(tmp_path, double: bool = True) -> tuple[NeuroFlow, Windows]:
-    """`double_agent` with critics that have their own memory (in float32 for tests
-    that step the optimisers)."""
-    agent = NeuroFlow("CartPole-v1", 10, 16, buffer_size=2000, seed=0, critic_history="own")
-    agent.train(
-        16,
-        n_episodes=6,
-        warmup_steps=300,
-        sequence_length=4,
-        burn_in=1,
-        db_path=str(tmp_path / "m.db"),
-        display_count=100,
-    )
-    torch.manual_seed(5)
-    windows = agent.buffer.sample_windows(12, 6)
-    if not double:
-        return agent, windows
-    for module in agent.state_modules().values():
-        module.double()
-    agent.log_alpha = agent.log_alpha.detach().double().requires_grad_(True)
-    batch = Batch(*(field.double() for field in windows.batch.transitions()))
-    return agent, Windows(batch, windows.valid)
 
 
 def reference_memory(agent: NeuroFlow, windows: Windows, burn_in: int, detach: bool = True):
@@ -278,7 +270,7 @@ def memory_gradients(agent: NeuroFlow, rows: Batch, next_output, memory) -> list
 
 @pytest.mark.parametrize("burn_in", [0, 2])
 def test_the_critics_memory_trains_through_time_like_an_unrolled_reference(tmp_path, burn_in):
-    agent, windows = double_own_agent(tmp_path)
+    agent, windows = double_agent(tmp_path, "own")
     rows, _, next_output = agent.unroll(windows, burn_in)
     summary, next_summary = agent.remember(windows, burn_in)
     ref_rows, _, ref_next = reference_unroll(agent, windows, burn_in)
@@ -292,16 +284,12 @@ def test_the_critics_memory_trains_through_time_like_an_unrolled_reference(tmp_p
     assert summary.requires_grad and not next_summary.requires_grad
     ours = memory_gradients(agent, rows, next_output, (summary, next_summary))
     reference = memory_gradients(agent, ref_rows, ref_next, (ref_summary, ref_next_summary))
-    for a, b in zip(ours, reference, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    # The gradient reaches back through time: the memory's recurrent weights get some.
-    recurrent = agent.critic_memory.command.heads.weight
-    index = next(i for i, p in enumerate(agent.critic_memory.parameters()) if p is recurrent)
-    assert ours[index][:, -agent.critic_memory.hidden_size :].abs().sum() > 0
+    assert_gradients_match(ours, reference)
+    assert_reaches_back_through_time(agent.critic_memory, ours)
 
 
 def test_the_critics_memory_gets_no_gradient_from_burn_in_or_the_actor(tmp_path):
-    agent, windows = double_own_agent(tmp_path)
+    agent, windows = double_agent(tmp_path, "own")
     rows, output, next_output = agent.unroll(windows, 3)
     memory = agent.remember(windows, 3)
     ours = memory_gradients(agent, rows, next_output, memory)
@@ -310,15 +298,14 @@ def test_the_critics_memory_gets_no_gradient_from_burn_in_or_the_actor(tmp_path)
     through = memory_gradients(
         agent, ref_rows, ref_next, reference_memory(agent, windows, 3, detach=False)
     )
-    for a, b in zip(ours, without, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert_gradients_match(ours, without)
     assert any(
         not torch.allclose(a, b, rtol=1e-6, atol=1e-9) for a, b in zip(ours, through, strict=True)
     )
 
 
 def test_an_update_trains_the_critics_memory_and_averages_its_target(tmp_path):
-    agent, windows = double_own_agent(tmp_path, double=False)
+    agent, windows = double_agent(tmp_path, "own", double=False)
     saved = {
         name: {key: value.clone() for key, value in module.state_dict().items()}
         for name, module in agent.state_modules().items()

@@ -200,14 +200,13 @@ class SoftActorCritic:
         """
         losses = self._loss_stages
         output, next_output = losses.policy_outputs(self, batch) if outputs is None else outputs
-        # The actor has seen the batch; now the critics.
-        critic_loss = losses.critic(self, self.critic_view(batch, memory), next_output)
+        batch = self.critic_view(batch, memory)  # the actor has seen the batch; now the critics
+        critic_loss = losses.critic(self, batch, next_output)
         critic_params = self.critic_parameters()
         apply_gradients(self.critic_optim, torch.autograd.grad(critic_loss, critic_params))
 
-        if memory is not None:  # the critics are constants in the actor loss, and so is this
-            memory = (memory[0].detach(), memory[1])
-        batch = self.critic_view(batch, memory)
+        if memory is not None:  # the memory, like the critics, is a constant to the actor
+            batch = batch._replace(states=batch.states.detach())
         actor_loss, alpha_loss = losses.actor(self, batch, output)
         # One backward for both: the alpha loss sees the policy detached, and the actor
         # loss sees alpha detached, so each parameter gets its own loss's gradient.
