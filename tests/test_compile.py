@@ -11,10 +11,13 @@ from torch._dynamo.utils import counters
 from velora.models import NeuroFlow
 
 
-@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
-def test_compiled_acting_draws_the_same_actions(env_id):
-    eager = NeuroFlow(env_id, 8, 16, buffer_size=100, seed=3)
-    compiled = NeuroFlow(env_id, 8, 16, buffer_size=100, seed=3).compile()
+@pytest.mark.parametrize(
+    "env_id, noise",
+    [("Pendulum-v1", "white"), ("Pendulum-v1", "pink"), ("CartPole-v1", "white")],
+)
+def test_compiled_acting_draws_the_same_actions(env_id, noise):
+    eager = NeuroFlow(env_id, 8, 16, buffer_size=100, seed=3, exploration_noise=noise)
+    compiled = NeuroFlow(env_id, 8, 16, buffer_size=100, seed=3, exploration_noise=noise).compile()
     assert compiled.compile() is compiled
     states = torch.randn(5, eager.actor.wiring.in_features)
     hidden = torch.randn(5, eager.actor.hidden_size)

@@ -42,6 +42,7 @@ _AGENT_OPTIONS = (
     "target_entropy",
     "target_entropy_scale",
     "critic_history",
+    "exploration_noise",
 )
 
 
@@ -129,6 +130,14 @@ def train(
             rich_help_panel=AGENT,
         ),
     ] = "none",  # fmt: skip
+    exploration_noise: Annotated[
+        str,
+        typer.Option(
+            help="Box actions: white (a fresh draw each step) or pink (draws correlated "
+            "over an episode), for tasks whose reward only a sustained push finds.",
+            rich_help_panel=AGENT,
+        ),
+    ] = "white",  # fmt: skip
     preset: Annotated[
         bool,
         typer.Option(

@@ -32,5 +32,6 @@ class AgentConfig(BaseModel):
     target_entropy: float | None = None
     target_entropy_scale: float | None = None
     critic_history: str = "none"
+    exploration_noise: str = "white"
     #: the last `train()` call's settings and its callbacks' configs.
     train: TrainRecord | None = None

@@ -79,10 +79,17 @@ class PolicyHead(ABC):
         """Size of the critic's input."""
 
     @abstractmethod
-    def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def act(
+        self,
+        actor_output: torch.Tensor,
+        deterministic: bool = False,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Policy-space actions: drawn, or deterministically the most likely ones.
 
         Only the action, none of the log-probability terms: this runs every env step.
+        `noise` is a Gaussian head's standard normal draw when given (pink exploration);
+        else the head draws its own.
         """
 
     @abstractmethod
@@ -167,11 +174,17 @@ class ContinuousHead(PolicyHead):
         low, high = scalar_like(self.log_std_min, log_std), scalar_like(self.log_std_max, log_std)
         return torch.clamp(log_std, low, high)
 
-    def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def act(
+        self,
+        actor_output: torch.Tensor,
+        deterministic: bool = False,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         mean, log_std = self._mean_log_std(actor_output)
         if deterministic:
             return torch.tanh(mean)
-        return torch.tanh(torch.addcmul(mean, self.noise_like(mean), log_std.exp()))
+        noise = self.noise_like(mean) if noise is None else noise
+        return torch.tanh(torch.addcmul(mean, noise, log_std.exp()))
 
     def expectation(self, actor_output: torch.Tensor) -> PolicySample:
         """One reparameterised sample (weight 1) and its log-density."""
@@ -249,7 +262,12 @@ class DiscreteHead(PolicyHead):
     def critic_in(self, state_dim: int) -> int:
         return state_dim
 
-    def act(self, actor_output: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def act(
+        self,
+        actor_output: torch.Tensor,
+        deterministic: bool = False,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if deterministic:
             return actor_output.argmax(dim=-1, keepdim=True)
         # An exponential race (the Gumbel-max trick): with E_i ~ Exp(1), the argmax of

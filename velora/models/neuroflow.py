@@ -15,6 +15,7 @@ from velora.buffer import Batch, ReplayBuffer
 from velora.gym import add_core_env_wrappers, make_env
 from velora.models.config import AgentConfig
 from velora.models.critic import CriticEnsemble
+from velora.models.exploration import EXPLORATION_NOISES, PinkNoise
 from velora.models.handwritten_update import (
     EAGER,
     SACGradients,
@@ -36,14 +37,21 @@ from velora.utils.torch_private import check_cpp_compiler
 if TYPE_CHECKING:
     from velora.training import TrainSummary
 
+#: Pink noise's sequence length for envs without an episode step limit.
+PINK_HORIZON = 1000
+
 
 @torch.no_grad()
 def policy_step(
-    agent: "NeuroFlow", state: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
+    agent: "NeuroFlow",
+    state: torch.Tensor,
+    hidden: torch.Tensor | None,
+    deterministic: bool,
+    noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One policy step: `NeuroFlow.act`, as a function `torch.compile` can take."""
     output, new_hidden = agent.actor(agent.normalize(state), hidden)
-    return agent.head.act(output, deterministic), new_hidden
+    return agent.head.act(output, deterministic, noise), new_hidden
 
 
 class NeuroFlow(SoftActorCritic):
@@ -83,6 +91,10 @@ class NeuroFlow(SoftActorCritic):
             actor) run along each replayed window and trained by the critic loss
             through time (needs `sequence_length > 1`). For tasks where one
             observation is not enough.
+        exploration_noise: the draws of a Gaussian policy's actions while training:
+            "white", fresh each step, or "pink", correlated over an episode
+            (`velora.models.exploration`), for tasks whose reward only a sustained push
+            finds. Box action spaces only.
     """
 
     def __init__(
@@ -106,6 +118,7 @@ class NeuroFlow(SoftActorCritic):
         target_entropy: float | None = None,
         target_entropy_scale: float | None = None,
         critic_history: str = "none",
+        exploration_noise: str = "white",
     ) -> None:
         # Two neurons at least: one inter and one command neuron.
         check_int("actor_neurons", actor_neurons, minimum=2)
@@ -135,6 +148,11 @@ class NeuroFlow(SoftActorCritic):
                 f"critic_history must be one of {', '.join(map(repr, CRITIC_HISTORIES))}, "
                 f"got {critic_history!r}."
             )
+        if exploration_noise not in EXPLORATION_NOISES:
+            raise ValueError(
+                "exploration_noise must be one of "
+                f"{', '.join(map(repr, EXPLORATION_NOISES))}, got {exploration_noise!r}."
+            )
 
         self.env_id = env_id
         env = make_env(env_id)  # validates the id and both spaces before any work
@@ -149,6 +167,16 @@ class NeuroFlow(SoftActorCritic):
         )
         initial_alpha = self.head.initial_alpha if initial_alpha is None else initial_alpha
         state_dim = env.observation_space.shape[0]
+        self.pink_noise: PinkNoise | None = None
+        if exploration_noise == "pink":
+            if self.head.kind != "continuous":
+                raise ValueError(
+                    f'exploration_noise="pink" correlates a Gaussian policy\'s draws, but '
+                    f"{env_id} has a {type(env.action_space).__name__} action space; "
+                    'use exploration_noise="white" there.'
+                )
+            horizon = (env.spec.max_episode_steps if env.spec else None) or PINK_HORIZON
+            self.pink_noise = PinkNoise(self.head.action_dim, horizon, seed=self.seed)
 
         self.obs_norm: ObservationNormalizer | None = None
         if normalize_obs:
@@ -210,6 +238,7 @@ class NeuroFlow(SoftActorCritic):
             target_entropy=target_entropy,
             target_entropy_scale=target_entropy_scale,
             critic_history=critic_history,
+            exploration_noise=exploration_noise,
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
@@ -314,7 +343,10 @@ class NeuroFlow(SoftActorCritic):
         self, state: torch.Tensor, hidden: torch.Tensor | None, *, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy-space actions `(batch, action_dim)` and the new hidden state for `state`."""
-        return self._act(self, state, hidden, deterministic)
+        if self.pink_noise is None or deterministic:
+            return self._act(self, state, hidden, deterministic)
+        noise = self.pink_noise.sample(state.shape[0], self.device)
+        return self._act(self, state, hidden, deterministic, noise)
 
     def initial_hidden(self, batch_size: int = 1) -> torch.Tensor:
         """The actor's hidden state at the start of an episode (zeros)."""

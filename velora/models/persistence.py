@@ -134,6 +134,9 @@ def _rng_state(agent: "NeuroFlow") -> tuple[dict, dict[str, torch.Tensor]]:
         "numpy": [kind, int(pos), int(has_gauss), float(cached)],
         "env": env_rng if env_rng.get("bit_generator") == "PCG64" else None,
     }
+    if agent.pink_noise is not None:
+        meta["pink_noise"], pink_tensors = agent.pink_noise.state()
+        tensors.update(pink_tensors)
     return meta, tensors
 
 
@@ -150,6 +153,8 @@ def _restore_rng(agent: "NeuroFlow", meta: dict, tensors: dict[str, torch.Tensor
         generator = np.random.Generator(np.random.PCG64())
         generator.bit_generator.state = meta["env"]
         agent.env.unwrapped.np_random = generator
+    if agent.pink_noise is not None and "pink_noise" in meta:
+        agent.pink_noise.restore(meta["pink_noise"], tensors)
 
 
 def save_agent(
@@ -320,6 +325,7 @@ def load_agent(
         target_entropy=config.target_entropy,
         target_entropy_scale=config.target_entropy_scale,
         critic_history=config.critic_history,
+        exploration_noise=config.exploration_noise,
     )
     model_tensors = _load_tensors(folder / MODEL_STATE, agent.device)
     try:
