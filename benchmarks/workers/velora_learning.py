@@ -5,13 +5,14 @@
 
 Trains `NeuroFlow(env, 20, 128)` (batch 128, buffer 200_000, the library's other
 defaults, and the env's bundled preset where it has one, as `velora train ENV --preset`
-would; `--no-preset` leaves it out) for exactly `--budget` env steps, stopped through a
-step callback. At every multiple of `--eval-every` steps, and at the end, training
-pauses for a deterministic evaluation of `--eval-episodes` episodes on the agent's own
-eval env, episode i reset with seed 10_000 + seed + i: every evaluation of a run starts
-from the same states, and training's random streams are left alone. Each evaluation
-records the mean and std of the returns, the temperature alpha and the wall time so
-far. `train_steps_per_s` leaves the evaluations' time out.
+would; `--no-preset` leaves it out, `--agent-kwargs` adds to it) for exactly `--budget`
+env steps, stopped through a step callback. At every multiple of `--eval-every` steps,
+and at the end, training pauses for a deterministic evaluation of `--eval-episodes`
+episodes on the agent's own eval env, episode i reset with seed 10_000 + seed + i:
+every evaluation of a run starts from the same states, and training's random streams
+are left alone. Each evaluation records the mean and std of the returns, the
+temperature alpha and the wall time so far. `train_steps_per_s` leaves the
+evaluations' time out.
 
 The result goes to `--out` only when the run completes (written to a temp file and
 renamed), so a failed run leaves nothing and the suite's rerun retries it. It is also
@@ -21,6 +22,7 @@ printed as one JSON line; the library's own output goes to stderr.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -99,11 +101,19 @@ def main() -> None:
     p.add_argument("--critic-history", default="none", help="NeuroFlow(critic_history=...)")
     p.add_argument("--compile", action="store_true", help="agent.compile() before training")
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
+    p.add_argument(
+        "--agent-kwargs",
+        type=json.loads,
+        default={},
+        help="more NeuroFlow keyword arguments over the preset's, as JSON (probes), "
+        'e.g. \'{"exploration_noise": "pink"}\'',
+    )
     args = p.parse_args()
     preset = {}
     if not args.no_preset:
         with contextlib.suppress(KeyError):  # no preset for this env: the defaults
             preset = load_preset(args.env).agent  # the suite's batch size is its own
+    preset = {**preset, **args.agent_kwargs}
     commit = _commit()  # now: the code this process imported, not the code at its end
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
     if args.sequence_length > 1:
