@@ -30,7 +30,7 @@ from velora.nn import LiquidNCPNetwork, ObservationNormalizer
 from velora.training.config import BUFFER_SIZE, TrainRecord
 from velora.training.progress import TrainProgress
 from velora.utils import active_parameters, set_device, set_seed, total_parameters
-from velora.utils.checks import check_int, check_positive
+from velora.utils.checks import check_choice, check_int, check_positive
 from velora.utils.torch import compile_function
 from velora.utils.torch_private import check_cpp_compiler
 
@@ -143,16 +143,8 @@ class NeuroFlow(SoftActorCritic):
             raise ValueError(f"optim must be a torch.optim.Optimizer class, got {optim!r}.")
         if not isinstance(normalize_obs, bool):
             raise ValueError(f"normalize_obs must be True or False, got {normalize_obs!r}.")
-        if critic_history not in CRITIC_HISTORIES:
-            raise ValueError(
-                f"critic_history must be one of {', '.join(map(repr, CRITIC_HISTORIES))}, "
-                f"got {critic_history!r}."
-            )
-        if exploration_noise not in EXPLORATION_NOISES:
-            raise ValueError(
-                "exploration_noise must be one of "
-                f"{', '.join(map(repr, EXPLORATION_NOISES))}, got {exploration_noise!r}."
-            )
+        check_choice("critic_history", critic_history, CRITIC_HISTORIES)
+        check_choice("exploration_noise", exploration_noise, EXPLORATION_NOISES)
 
         self.env_id = env_id
         env = make_env(env_id)  # validates the id and both spaces before any work

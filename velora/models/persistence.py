@@ -153,7 +153,7 @@ def _restore_rng(agent: "NeuroFlow", meta: dict, tensors: dict[str, torch.Tensor
         generator = np.random.Generator(np.random.PCG64())
         generator.bit_generator.state = meta["env"]
         agent.env.unwrapped.np_random = generator
-    if agent.pink_noise is not None and "pink_noise" in meta:
+    if agent.pink_noise is not None:
         agent.pink_noise.restore(meta["pink_noise"], tensors)
 
 

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from velora.nn.sparse import SparseLinear
+from velora.utils.checks import check_choice
 
 CELL_MODES = ("default", "no_gate", "pure")
 
@@ -36,8 +37,7 @@ class LiquidCell(nn.Module):
         mode: str = "default",
     ) -> None:
         super().__init__()
-        if mode not in CELL_MODES:
-            raise ValueError(f"mode must be one of {CELL_MODES}, got {mode!r}.")
+        check_choice("mode", mode, CELL_MODES)
         joined = in_features + hidden_size
         if mask is None:
             mask = torch.ones(hidden_size, joined)
