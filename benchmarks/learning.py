@@ -6,7 +6,8 @@ every `--eval-every` episodes evaluates the deterministic policy for 5 episodes
 reaches the env's target (CartPole-v1: 475, InvertedPendulum-v5: 1000). Prints one
 line per run and a table at the end. The wall time includes the evaluations.
 `--normalize-obs` trains with observation normalisation; `--initial-alpha` and
-`--target-entropy-scale` set the temperature's start and target (e.g. to measure a preset).
+`--target-entropy-scale` set the temperature's start and target; `--preset` trains with
+each env's bundled preset (its agent and train settings), as `velora train ENV --preset`.
 
     python benchmarks/learning.py --envs CartPole-v1 InvertedPendulum-v5 --seeds 0 1 2
 """
@@ -20,18 +21,24 @@ import torch
 
 from velora.callbacks import EarlyStopping
 from velora.models import NeuroFlow
+from velora.presets import Preset, load_preset
 
 TARGETS = {"CartPole-v1": 475.0, "InvertedPendulum-v5": 1000.0}
 
 
-def run(env_id: str, seed: int, eval_every: int, max_episodes: int, settings: dict) -> dict:
+def run(
+    env_id: str, seed: int, eval_every: int, max_episodes: int, settings: dict, preset: Preset
+) -> dict:
+    settings = {**preset.agent, **settings}
     agent = NeuroFlow(env_id, 20, 128, seed=seed, buffer_size=200_000, **settings)
     stop = EarlyStopping(TARGETS[env_id], patience=1, eval_every=eval_every)
-    summary = agent.train(128, n_episodes=max_episodes, callbacks=[stop], display_count=50)
+    train = {"batch_size": 128, **preset.train, "n_episodes": max_episodes, "display_count": 50}
+    summary = agent.train(**train, callbacks=[stop])
     result = {
         "env": env_id,
         "seed": seed,
         **settings,
+        **{name: value for name, value in preset.train.items() if name != "batch_size"},
         "solved": summary.early_stopped,
         "steps": summary.steps,
         "episodes": summary.episodes,
@@ -40,6 +47,13 @@ def run(env_id: str, seed: int, eval_every: int, max_episodes: int, settings: di
     }
     print(json.dumps(result), flush=True)
     return result
+
+
+def _preset(env_id: str) -> Preset:
+    try:
+        return load_preset(env_id)
+    except KeyError:  # no preset for this env: the defaults
+        return Preset(env_id)
 
 
 def main() -> None:
@@ -56,6 +70,7 @@ def main() -> None:
     parser.add_argument(
         "--target-entropy-scale", type=float, help="NeuroFlow(target_entropy_scale=...)"
     )
+    parser.add_argument("--preset", action="store_true", help="each env's bundled preset")
     parser.add_argument("--out", help="append JSON lines of results to this file")
     args = parser.parse_args()
     settings = {"normalize_obs": args.normalize_obs}
@@ -64,8 +79,9 @@ def main() -> None:
             settings[name] = getattr(args, name)
     torch.set_num_threads(args.threads)
     os.chdir(tempfile.mkdtemp(prefix="velora-learning-"))  # keep metrics.db out of the repo
+    presets = {env: _preset(env) if args.preset else Preset(env) for env in args.envs}
     results = [
-        run(env, seed, args.eval_every, args.max_episodes, settings)
+        run(env, seed, args.eval_every, args.max_episodes, settings, presets[env])
         for env in args.envs
         for seed in args.seeds
     ]

@@ -4,6 +4,7 @@ import math
 import sqlite3
 
 import pytest
+from callback_helpers import StopAtStep
 
 from velora.gym import partially_observed
 from velora.models import NeuroFlow
@@ -48,11 +49,21 @@ def test_train_settings_always_hold_a_batch_size(tmp_path):
     assert preset.train == {"batch_size": 128} and preset.agent == {"gamma": 0.95}
 
 
-def test_the_bundled_presets_are_valid():
+def test_the_bundled_presets_are_valid_and_train(tmp_path):
+    """Each bundled preset's agent trains with its train settings, through a few
+    updates on tiny networks: an agent setting that needs a train setting (such as
+    critic_history="own" and sequence_length) fails here."""
     assert BUNDLED.is_file()
+    assert {"CartPole-v1", "InvertedPendulum-v5"} <= set(preset_names())
     for env_id in preset_names():
         preset = load_preset(env_id)
-        NeuroFlow(env_id, 4, 8, buffer_size=100, seed=0, **preset.agent)
+        agent = NeuroFlow(env_id, 4, 8, buffer_size=500, seed=0, **preset.agent)
+        before = [p.clone() for p in agent.critic.parameters()]
+        settings = {**preset.train, "batch_size": 8, "warmup_steps": 40, "n_episodes": 10**6}
+        agent.train(**settings, callbacks=[StopAtStep(60)], db_path=str(tmp_path / "m.db"))
+        assert agent.steps_done == 60
+        assert agent.config.train.sequence_length == preset.train.get("sequence_length", 1)
+        assert any(not p.equal(b) for p, b in zip(agent.critic.parameters(), before, strict=True))
 
 
 def test_a_partially_observed_env_takes_its_base_envs_preset(preset_file, tmp_path):

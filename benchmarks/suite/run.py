@@ -15,10 +15,11 @@ minutes). Run from the repository root:
     python benchmarks/suite/report.py                     # the report again, from the files
 
 Jobs run as subprocesses, `--jobs` at a time, each on one torch thread. A job's result
-is one JSON file in `--results` (`<env>__<agent>__seed<k>.json`, the agent being
-`neuroflow`, `neuroflow-norm` or `sb3`), written only when the job completes: a rerun
-skips the finished jobs and retries failed or interrupted ones, so the suite can be
-stopped and resumed at will. At the end `report.py` writes `suite.md` and one
+is one JSON file in `--results` (`<env>__<agent>__seed<k>.json`; the agent's name says
+how it trains, `neuroflow[-norm][-seq<L>[-hist|-own]]` or `sb3`, and a NeuroFlow job
+takes the env's preset for what its name leaves open), written only when the job
+completes: a rerun skips the finished jobs and retries failed or interrupted ones,
+so the suite can be stopped and resumed at will. At the end `report.py` writes `suite.md` and one
 learning-curve PNG per task into the same folder (and, for the default folder, the PNGs
 into `docs/suite/` too, where the README shows them).
 
@@ -82,13 +83,15 @@ class Job:
             return [*args, "--algo", t.algo, "--kwargs", json.dumps(zoo_kwargs(t))]
         if "-norm" in self.agent:
             args.append("--normalize-obs")
+        # The name fixes how the agent replays and what its critics see, over any preset
+        # (a preset may train CartPole-v1 with sequences; "neuroflow" stays single-step).
+        length, burn_in = "1", "0"
         if "-seq" in self.agent:
             length = self.agent.split("-seq", 1)[1].split("-", 1)[0]
-            args += ["--sequence-length", length, "--burn-in", str(self.burn_in)]
-        if self.agent.endswith("-hist"):
-            args += ["--critic-history", "actor_hidden"]
-        if self.agent.endswith("-own"):
-            args += ["--critic-history", "own"]
+            burn_in = str(self.burn_in)
+        args += ["--sequence-length", length, "--burn-in", burn_in]
+        history = {"hist": "actor_hidden", "own": "own"}.get(self.agent.rsplit("-", 1)[-1], "none")
+        args += ["--critic-history", history]
         if self.compile:
             args.append("--compile")
         return args

@@ -4,9 +4,10 @@
         --budget 50000 --eval-every 2500 --out CartPole-v1__neuroflow__seed0.json
 
 Trains `NeuroFlow(env, 20, 128)` (batch 128, buffer 200_000, the library's other
-defaults, and the env's bundled preset where it has one, as `velora train ENV --preset`
-would; `--no-preset` leaves it out, `--agent-kwargs` adds to it) for exactly `--budget`
-env steps, stopped through a step callback. At every multiple of `--eval-every` steps,
+defaults, and the env's bundled preset where it has one, its agent and train settings,
+as `velora train ENV --preset` would; `--no-preset` leaves it out, `--agent-kwargs` and
+the flags override it) for exactly `--budget` env steps,
+stopped through a step callback. At every multiple of `--eval-every` steps,
 and at the end, training pauses for a deterministic evaluation of `--eval-episodes`
 episodes on the agent's own eval env, episode i reset with seed 10_000 + seed + i:
 every evaluation of a run starts from the same states, and training's random streams
@@ -37,7 +38,7 @@ from _learning import EVAL_SEED, evaluation, finish, parser
 import velora
 from velora.callbacks import TrainCallback
 from velora.models import NeuroFlow
-from velora.presets import load_preset
+from velora.presets import Preset, load_preset
 from velora.training import evaluate_policy
 
 CONFIG = {"actor_neurons": 20, "critic_neurons": 128, "batch_size": 128, "buffer_size": 200_000}
@@ -93,13 +94,23 @@ def _commit() -> str | None:
     return f"{head}+dirty" if dirty else head
 
 
+_OWN_FIELDS = {"batch_size", "sequence_length", "burn_in"}
+"""Train settings the result's config records in fields of their own."""
+
+
+def _given(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings given on the command line (not None)."""
+    return {name: value for name, value in settings.items() if value is not None}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
-    p.add_argument("--sequence-length", type=int, default=1, help="train(sequence_length=...)")
-    p.add_argument("--burn-in", type=int, default=0, help="train(burn_in=...)")
-    p.add_argument("--critic-history", default="none", help="NeuroFlow(critic_history=...)")
+    p.add_argument("--sequence-length", type=int, help="train(sequence_length) over the preset's")
+    p.add_argument("--burn-in", type=int, help="train(burn_in=...) over the preset's")
+    p.add_argument("--critic-history", help="NeuroFlow(critic_history=...) over the preset's")
     p.add_argument("--compile", action="store_true", help="agent.compile() before training")
+    p.add_argument("--batch-size", type=int, help="train(batch_size) over the preset's (probes)")
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     p.add_argument(
         "--agent-kwargs",
@@ -109,16 +120,20 @@ def main() -> None:
         'e.g. \'{"exploration_noise": "pink"}\'',
     )
     args = p.parse_args()
-    preset = {}
+    preset = Preset(args.env, train={"batch_size": CONFIG["batch_size"]})
     if not args.no_preset:
         with contextlib.suppress(KeyError):  # no preset for this env: the defaults
-            preset = load_preset(args.env).agent  # the suite's batch size is its own
-    preset = {**preset, **args.agent_kwargs}
+            preset = load_preset(args.env)
+    flags = {"critic_history": args.critic_history}
+    agent_kwargs = {**preset.agent, **_given(flags), **args.agent_kwargs}
+    flags = {"batch_size": args.batch_size, "sequence_length": args.sequence_length}
+    train_kwargs = {**preset.train, **_given({**flags, "burn_in": args.burn_in})}
     commit = _commit()  # now: the code this process imported, not the code at its end
+    # The name says what the command line changed; "neuroflow" is velora with its preset.
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
-    if args.sequence_length > 1:
+    if (args.sequence_length or 1) > 1:
         agent_name += f"-seq{args.sequence_length}"
-    if args.critic_history != "none":
+    if args.critic_history not in (None, "none"):
         agent_name += "-own" if args.critic_history == "own" else "-hist"
     torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
 
@@ -132,8 +147,7 @@ def main() -> None:
                 seed=args.seed,
                 buffer_size=CONFIG["buffer_size"],
                 normalize_obs=args.normalize_obs,
-                critic_history=args.critic_history,
-                **preset,
+                **agent_kwargs,
             )
             if args.compile:
                 agent.compile()
@@ -141,13 +155,9 @@ def main() -> None:
                 agent, args.budget, args.eval_every, args.eval_episodes, args.seed
             )
             agent.train(
-                CONFIG["batch_size"],
-                n_episodes=10**9,
+                **{**train_kwargs, "n_episodes": 10**9, "display_count": 10**9},
                 callbacks=[cb],
-                display_count=10**9,
                 db_path=str(Path(tmp) / "metrics.db"),
-                sequence_length=args.sequence_length,
-                burn_in=args.burn_in,
             )
     wall_s = time.perf_counter() - cb.start
     if agent.steps_done != args.budget or cb.evaluations[-1]["steps"] != args.budget:
@@ -162,12 +172,15 @@ def main() -> None:
             "commit": commit,
             "config": {
                 **CONFIG,
+                "batch_size": train_kwargs["batch_size"],
                 "normalize_obs": args.normalize_obs,
-                "sequence_length": args.sequence_length,
-                "burn_in": args.burn_in,
-                "critic_history": args.critic_history,
+                "sequence_length": train_kwargs.get("sequence_length", 1),
+                "burn_in": train_kwargs.get("burn_in", 0),
+                "critic_history": agent.critic_history,
                 "compile": args.compile,
-                "preset": preset,
+                # The other agent and train settings in effect (the preset's, or given).
+                "preset": {k: v for k, v in agent_kwargs.items() if k != "critic_history"},
+                "train": {k: v for k, v in train_kwargs.items() if k not in _OWN_FIELDS},
             },
         },
         cb.evaluations,
