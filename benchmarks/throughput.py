@@ -21,6 +21,9 @@ autograd losses of `velora.models.sac`, what any overridden loss runs), and the 
 table sets the two paths side by side: the hand-written one stays only while it trains
 at least 1.3x faster in some mode.
 
+Sequence-replay runs (`--sequence-lengths`) train on windows with observation-only
+critics and with critics that keep a memory of their own (`--critic-histories`).
+
 Also printed: the pure cost of one SAC update (no env; timed in short pauses during
 each of our runs, on its agent and buffer, which are then put back), the env-only step
 cost (random policy on the raw env: the ceiling), the loop's overhead ratio
@@ -50,6 +53,11 @@ ENVS = ("CartPole-v1", "InvertedPendulum-v5")
 
 def _rate(result: dict) -> float | None:
     return result.get("post_warmup_steps_per_s")
+
+
+def _history_label(critic_history: str) -> str:
+    """A sequence run's name part for what its critics see ("" for the observation only)."""
+    return {"none": "", "actor_hidden": ", actor hidden", "own": ", own memory"}[critic_history]
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -117,6 +125,13 @@ def main() -> None:
         default=[8, 16],
         help="sequence-replay runs of ours (burn-in a quarter of each)",
     )
+    p.add_argument(
+        "--critic-histories",
+        nargs="+",
+        default=["none", "own"],
+        choices=["none", "actor_hidden", "own"],
+        help="what the critics of the sequence-replay runs see (NeuroFlow(critic_history))",
+    )
     p.add_argument("--repeats", type=int, default=1, help="rounds; the table shows medians")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     p.add_argument("--json", type=Path, help="also write every raw result here")
@@ -162,12 +177,16 @@ def main() -> None:
             ],
             *[
                 (
-                    f"velora (this), L={length}{mode}",
+                    f"velora (this), L={length}{_history_label(history)}{mode}",
                     ours,
                     "velora_current.py",
-                    ["--sequence-length", str(length), "--burn-in", str(length // 4), *m_args],
+                    [
+                        *("--sequence-length", str(length), "--burn-in", str(length // 4)),
+                        *("--critic-history", history, *m_args),
+                    ],
                 )
                 for length in args.sequence_lengths
+                for history in args.critic_histories
                 for mode, m_args in modes
             ],
         ]
@@ -220,12 +239,15 @@ def main() -> None:
                 if rate and _rate(hand):
                     side_by_side.append((env, name, _rate(hand), rate, hand, measured[name]))
         for length in args.sequence_lengths:
-            for mode in ("", ", compiled"):
-                name = f"velora (this), L={length}{mode}"
-                if name in measured:
-                    note = f"sequence replay: windows of {length}, burn-in {length // 4}"
-                    rate = _rate(measured[name])
-                    table.append((env, name, rate, rate, note))
+            for history in args.critic_histories:
+                for mode in ("", ", compiled"):
+                    name = f"velora (this), L={length}{_history_label(history)}{mode}"
+                    if name in measured:
+                        note = f"sequence replay: windows of {length}, burn-in {length // 4}"
+                        if history != "none":
+                            note += f"; critic_history={history!r}"
+                        rate = _rate(measured[name])
+                        table.append((env, name, rate, rate, note))
         for n, result in extra_runs:
             rate = _rate(result)
             gain = f"; {rate / ours_rate:.1f}x the env steps/s of 1 env" if rate else ""
@@ -245,8 +267,12 @@ def main() -> None:
             ("autograd, eager", "velora (this), autograd"),
             ("autograd, compiled", "velora (this), autograd, compiled"),
             *[
-                (f"L={length}{mode or ', eager'}", f"velora (this), L={length}{mode}")
+                (
+                    f"L={length}{_history_label(history)}{mode or ', eager'}",
+                    f"velora (this), L={length}{_history_label(history)}{mode}",
+                )
                 for length in args.sequence_lengths
+                for history in args.critic_histories
                 for mode in ("", ", compiled")
             ],
         ):

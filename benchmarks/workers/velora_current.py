@@ -106,7 +106,9 @@ SETTLE_STEPS = 10
 
 
 def _train(args, base: dict) -> None:
-    agent = NeuroFlow(args.env, 20, 128, device=args.device, seed=args.seed)
+    agent = NeuroFlow(
+        args.env, 20, 128, device=args.device, seed=args.seed, critic_history=args.critic_history
+    )
     agent.hand_written_gradients = not args.autograd
     if args.compile:
         agent.compile()
@@ -175,6 +177,7 @@ def main() -> None:
     p.add_argument("--autograd", action="store_true", help="the autograd losses' update")
     p.add_argument("--sequence-length", type=int, default=1, help="replayed window length")
     p.add_argument("--burn-in", type=int, default=0, help="steps of each window without gradient")
+    p.add_argument("--critic-history", default="none", help="NeuroFlow(critic_history=...)")
     args = finish_args(p.parse_args())
     base = {
         "library": "velora",
@@ -188,6 +191,7 @@ def main() -> None:
         "autograd": args.autograd,
         "sequence_length": args.sequence_length,
         "burn_in": args.burn_in,
+        "critic_history": args.critic_history,
     }
     _train(args, base)
 
