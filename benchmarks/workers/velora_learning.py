@@ -6,14 +6,13 @@
 Trains `NeuroFlow(env, 20, 128)` (batch 128, buffer 200_000, the library's other
 defaults, and the env's bundled preset where it has one, its agent and train settings,
 as `velora train ENV --preset` would; `--no-preset` leaves it out, `--agent-kwargs` and
-the flags override it) for exactly `--budget` env steps,
-stopped through a step callback. At every multiple of `--eval-every` steps,
-and at the end, training pauses for a deterministic evaluation of `--eval-episodes`
-episodes on the agent's own eval env, episode i reset with seed 10_000 + seed + i:
-every evaluation of a run starts from the same states, and training's random streams
-are left alone. Each evaluation records the mean and std of the returns, the
-temperature alpha and the wall time so far. `train_steps_per_s` leaves the
-evaluations' time out.
+the flags override it) for exactly `--budget` env steps, stopped through a step
+callback. At every multiple of `--eval-every` steps, and at the end, training pauses for
+a deterministic evaluation of `--eval-episodes` episodes on the agent's own eval env,
+episode i reset with seed 10_000 + seed + i: every evaluation of a run starts from the
+same states, and training's random streams are left alone. Each evaluation records the
+mean and std of the returns, the temperature alpha and the wall time so far.
+`train_steps_per_s` leaves the evaluations' time out.
 
 The result goes to `--out` only when the run completes (written to a temp file and
 renamed), so a failed run leaves nothing and the suite's rerun retries it. It is also
@@ -106,11 +105,11 @@ def _given(settings: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
-    p.add_argument("--sequence-length", type=int, help="train(sequence_length) over the preset's")
-    p.add_argument("--burn-in", type=int, help="train(burn_in=...) over the preset's")
-    p.add_argument("--critic-history", help="NeuroFlow(critic_history=...) over the preset's")
+    p.add_argument("--sequence-length", type=int, help="train(sequence_length=...)")
+    p.add_argument("--burn-in", type=int, help="train(burn_in=...)")
+    p.add_argument("--critic-history", help="NeuroFlow(critic_history=...)")
     p.add_argument("--compile", action="store_true", help="agent.compile() before training")
-    p.add_argument("--batch-size", type=int, help="train(batch_size) over the preset's (probes)")
+    p.add_argument("--batch-size", type=int, help="train(batch_size) (probes)")
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     p.add_argument(
         "--agent-kwargs",
@@ -124,10 +123,16 @@ def main() -> None:
     if not args.no_preset:
         with contextlib.suppress(KeyError):  # no preset for this env: the defaults
             preset = load_preset(args.env)
-    flags = {"critic_history": args.critic_history}
-    agent_kwargs = {**preset.agent, **_given(flags), **args.agent_kwargs}
-    flags = {"batch_size": args.batch_size, "sequence_length": args.sequence_length}
-    train_kwargs = {**preset.train, **_given({**flags, "burn_in": args.burn_in})}
+    given = _given({"critic_history": args.critic_history})
+    agent_kwargs = {**preset.agent, **given, **args.agent_kwargs}
+    given = _given(
+        {
+            "batch_size": args.batch_size,
+            "sequence_length": args.sequence_length,
+            "burn_in": args.burn_in,
+        }
+    )
+    train_kwargs = {**preset.train, **given}
     commit = _commit()  # now: the code this process imported, not the code at its end
     # The name says what the command line changed; "neuroflow" is velora with its preset.
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
