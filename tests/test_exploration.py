@@ -117,5 +117,6 @@ def test_exploration_noise_it_cannot_use_is_refused(env_id, noise, message):
 def test_mountain_car_continuous_has_a_pink_preset():
     preset = load_preset("MountainCarContinuous-v0")
     assert preset.agent["exploration_noise"] == "pink"
+    assert preset.agent["critic_history"] == "own" and preset.train["sequence_length"] == 8
     agent = NeuroFlow("MountainCarContinuous-v0", 4, 8, buffer_size=100, **preset.agent)
-    assert agent.pink_noise is not None
+    assert agent.pink_noise is not None and agent.critic_memory is not None
