@@ -21,7 +21,7 @@ import torch
 
 from velora.callbacks import EarlyStopping
 from velora.models import NeuroFlow
-from velora.presets import Preset, load_preset
+from velora.presets import Preset, preset_or_defaults
 
 TARGETS = {"CartPole-v1": 475.0, "InvertedPendulum-v5": 1000.0}
 
@@ -32,7 +32,7 @@ def run(
     settings = {**preset.agent, **settings}
     agent = NeuroFlow(env_id, 20, 128, seed=seed, buffer_size=200_000, **settings)
     stop = EarlyStopping(TARGETS[env_id], patience=1, eval_every=eval_every)
-    train = {"batch_size": 128, **preset.train, "n_episodes": max_episodes, "display_count": 50}
+    train = {**preset.train, "n_episodes": max_episodes, "display_count": 50}
     summary = agent.train(**train, callbacks=[stop])
     result = {
         "env": env_id,
@@ -47,13 +47,6 @@ def run(
     }
     print(json.dumps(result), flush=True)
     return result
-
-
-def _preset(env_id: str) -> Preset:
-    try:
-        return load_preset(env_id)
-    except KeyError:  # no preset for this env: the defaults
-        return Preset(env_id)
 
 
 def main() -> None:
@@ -79,7 +72,7 @@ def main() -> None:
             settings[name] = getattr(args, name)
     torch.set_num_threads(args.threads)
     os.chdir(tempfile.mkdtemp(prefix="velora-learning-"))  # keep metrics.db out of the repo
-    presets = {env: _preset(env) if args.preset else Preset(env) for env in args.envs}
+    presets = {env: preset_or_defaults(env) if args.preset else Preset(env) for env in args.envs}
     results = [
         run(env, seed, args.eval_every, args.max_episodes, settings, presets[env])
         for env in args.envs

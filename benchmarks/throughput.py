@@ -60,6 +60,11 @@ def _history_label(critic_history: str) -> str:
     return {"none": "", "actor_hidden": ", actor hidden", "own": ", own memory"}[critic_history]
 
 
+def _sequence_run(length: int, critic_history: str, mode: str) -> str:
+    """The name of one sequence-replay run of ours (`mode` "" or ", compiled")."""
+    return f"velora (this), L={length}{_history_label(critic_history)}{mode}"
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
@@ -177,7 +182,7 @@ def main() -> None:
             ],
             *[
                 (
-                    f"velora (this), L={length}{_history_label(history)}{mode}",
+                    _sequence_run(length, history, mode),
                     ours,
                     "velora_current.py",
                     [
@@ -241,7 +246,7 @@ def main() -> None:
         for length in args.sequence_lengths:
             for history in args.critic_histories:
                 for mode in ("", ", compiled"):
-                    name = f"velora (this), L={length}{_history_label(history)}{mode}"
+                    name = _sequence_run(length, history, mode)
                     if name in measured:
                         note = f"sequence replay: windows of {length}, burn-in {length // 4}"
                         if history != "none":
@@ -269,7 +274,7 @@ def main() -> None:
             *[
                 (
                     f"L={length}{_history_label(history)}{mode or ', eager'}",
-                    f"velora (this), L={length}{_history_label(history)}{mode}",
+                    _sequence_run(length, history, mode),
                 )
                 for length in args.sequence_lengths
                 for history in args.critic_histories

@@ -8,7 +8,7 @@ from callback_helpers import StopAtStep
 
 from velora.gym import partially_observed
 from velora.models import NeuroFlow
-from velora.presets import BUNDLED, load_preset, preset_names
+from velora.presets import BUNDLED, Preset, load_preset, preset_names, preset_or_defaults
 
 ACROBOT = """
 ["Acrobot-v1".agent]
@@ -47,6 +47,17 @@ def test_train_settings_always_hold_a_batch_size(tmp_path):
     path.write_text('["CartPole-v1".agent]\ngamma = 0.95\n')
     preset = load_preset("CartPole-v1", path)
     assert preset.train == {"batch_size": 128} and preset.agent == {"gamma": 0.95}
+
+
+def test_an_env_without_a_preset_falls_back_to_the_defaults(preset_file):
+    defaults = preset_or_defaults("Pendulum-v1", preset_file)
+    assert defaults == Preset("Pendulum-v1") and defaults.train == {"batch_size": 128}
+    assert defaults.agent == {}
+    assert preset_or_defaults("Acrobot-v1", preset_file) == load_preset("Acrobot-v1", preset_file)
+    bad = preset_file.with_name("bad.toml")
+    bad.write_text("[[[")
+    with pytest.raises(ValueError, match="not a valid TOML"):  # only a missing entry falls back
+        preset_or_defaults("Acrobot-v1", bad)
 
 
 def test_the_bundled_presets_are_valid_and_train(tmp_path):

@@ -57,7 +57,7 @@ def main() -> None:
         env_id = "CartPole-v1"
     else:
         sys.exit("usage: memory_probes.py {stacked,privileged} [worker options]")
-    velora_learning.load_preset = lambda _: load_preset("CartPole-v1")
+    velora_learning.preset_or_defaults = lambda _: load_preset("CartPole-v1")
     sys.argv += ["--env", env_id]
     velora_learning.main()
 

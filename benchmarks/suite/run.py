@@ -18,10 +18,10 @@ Jobs run as subprocesses, `--jobs` at a time, each on one torch thread. A job's 
 is one JSON file in `--results` (`<env>__<agent>__seed<k>.json`; the agent's name says
 how it trains, `neuroflow[-norm][-seq<L>[-hist|-own]]` or `sb3`, and a NeuroFlow job
 takes the env's preset for what its name leaves open), written only when the job
-completes: a rerun skips the finished jobs and retries failed or interrupted ones,
-so the suite can be stopped and resumed at will. At the end `report.py` writes `suite.md` and one
-learning-curve PNG per task into the same folder (and, for the default folder, the PNGs
-into `docs/suite/` too, where the README shows them).
+completes: a rerun skips the finished jobs and retries failed or interrupted ones, so
+the suite can be stopped and resumed at will. At the end `report.py` writes `suite.md`
+and one learning-curve PNG per task into the same folder (and, for the default folder,
+the PNGs into `docs/suite/` too, where the README shows them).
 
 `--budget-scale 0.02` shrinks every budget (and SB3's `learning_starts`) for smoke tests;
 scaled runs go to `<results>-scale<factor>`, never mixed with real ones.

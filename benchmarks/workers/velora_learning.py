@@ -3,16 +3,16 @@
     python benchmarks/workers/velora_learning.py --env CartPole-v1 --seed 0 \
         --budget 50000 --eval-every 2500 --out CartPole-v1__neuroflow__seed0.json
 
-Trains `NeuroFlow(env, 20, 128)` (batch 128, buffer 200_000, the library's other
-defaults, and the env's bundled preset where it has one, its agent and train settings,
-as `velora train ENV --preset` would; `--no-preset` leaves it out, `--agent-kwargs` and
-the flags override it) for exactly `--budget` env steps, stopped through a step
-callback. At every multiple of `--eval-every` steps, and at the end, training pauses for
-a deterministic evaluation of `--eval-episodes` episodes on the agent's own eval env,
-episode i reset with seed 10_000 + seed + i: every evaluation of a run starts from the
-same states, and training's random streams are left alone. Each evaluation records the
-mean and std of the returns, the temperature alpha and the wall time so far.
-`train_steps_per_s` leaves the evaluations' time out.
+Trains `NeuroFlow(env, 20, 128)` (buffer 200_000, the library's other defaults, batch
+128 among them, and the env's bundled preset where it has one, its agent and train
+settings, as `velora train ENV --preset` would; `--no-preset` leaves it out,
+`--agent-kwargs` and the flags override it) for exactly `--budget` env steps, stopped
+through a step callback. At every multiple of `--eval-every` steps, and at the end,
+training pauses for a deterministic evaluation of `--eval-episodes` episodes on the
+agent's own eval env, episode i reset with seed 10_000 + seed + i: every evaluation of a
+run starts from the same states, and training's random streams are left alone. Each
+evaluation records the mean and std of the returns, the temperature alpha and the wall
+time so far. `train_steps_per_s` leaves the evaluations' time out.
 
 The result goes to `--out` only when the run completes (written to a temp file and
 renamed), so a failed run leaves nothing and the suite's rerun retries it. It is also
@@ -37,10 +37,10 @@ from _learning import EVAL_SEED, evaluation, finish, parser
 import velora
 from velora.callbacks import TrainCallback
 from velora.models import NeuroFlow
-from velora.presets import Preset, load_preset
+from velora.presets import Preset, preset_or_defaults
 from velora.training import evaluate_policy
 
-CONFIG = {"actor_neurons": 20, "critic_neurons": 128, "batch_size": 128, "buffer_size": 200_000}
+CONFIG = {"actor_neurons": 20, "critic_neurons": 128, "buffer_size": 200_000}
 """The suite's NeuroFlow, as in `benchmarks/learning.py`."""
 
 
@@ -119,10 +119,7 @@ def main() -> None:
         'e.g. \'{"exploration_noise": "pink"}\'',
     )
     args = p.parse_args()
-    preset = Preset(args.env, train={"batch_size": CONFIG["batch_size"]})
-    if not args.no_preset:
-        with contextlib.suppress(KeyError):  # no preset for this env: the defaults
-            preset = load_preset(args.env)
+    preset = Preset(args.env) if args.no_preset else preset_or_defaults(args.env)
     given = _given({"critic_history": args.critic_history})
     agent_kwargs = {**preset.agent, **given, **args.agent_kwargs}
     given = _given(

@@ -40,7 +40,7 @@ class Preset:
 
     env_id: str
     agent: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=lambda: {"batch_size": TrainConfig.batch_size})
 
 
 def _agent_arguments() -> set[str]:
@@ -107,3 +107,12 @@ def load_preset(env_id: str, path: str | os.PathLike | None = None) -> Preset:
         names = ", ".join(sorted(presets)) or "none"
         raise KeyError(f"No preset for {env_id!r} in {source}; presets there: {names}.")
     return _checked(env_id, presets[env_id], source)
+
+
+def preset_or_defaults(env_id: str, path: str | os.PathLike | None = None) -> Preset:
+    """`load_preset`, or the defaults (`Preset(env_id)`: no settings but the batch size)
+    for an env without a preset; for scripts that run any env, preset or not."""
+    try:
+        return load_preset(env_id, path)
+    except KeyError:
+        return Preset(env_id)
