@@ -262,10 +262,6 @@ def run_main(args: list[str], capfd) -> subprocess.CompletedProcess:
             ["train", "CartPole-v1", "--episodes", "1", "--critic-history", "own"],
             ['critic_history="own" trains the critics\' memory', "sequence_length > 1"],
         ),
-        (
-            ["train", "CartPole-v1", "--episodes", "1", "--exploration-noise", "pink"],
-            ['exploration_noise="pink"', "CartPole-v1 has a Discrete action space"],
-        ),
     ],
 )
 def test_bad_input_after_torch_is_one_clear_line(work, monkeypatch, capfd, args, needles):

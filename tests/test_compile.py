@@ -13,7 +13,12 @@ from velora.models import NeuroFlow
 
 @pytest.mark.parametrize(
     "env_id, noise",
-    [("Pendulum-v1", "white"), ("Pendulum-v1", "pink"), ("CartPole-v1", "white")],
+    [
+        ("Pendulum-v1", "white"),
+        ("Pendulum-v1", "pink"),
+        ("CartPole-v1", "white"),
+        ("CartPole-v1", "pink"),
+    ],
 )
 def test_compiled_acting_draws_the_same_actions(env_id, noise):
     eager = NeuroFlow(env_id, 8, 16, buffer_size=100, seed=3, exploration_noise=noise)

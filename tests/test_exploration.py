@@ -1,4 +1,4 @@
-"""Pink exploration noise: correlated draws for the Gaussian policy's rollouts only."""
+"""Pink exploration noise: correlated draws for the policy's rollouts only."""
 
 import numpy as np
 import pytest
@@ -102,16 +102,34 @@ def test_exploration_noise_is_saved_and_a_resumed_run_draws_on_exactly(tmp_path)
         assert torch.equal(left[key], right[key]), key
 
 
-@pytest.mark.parametrize(
-    "env_id, noise, message",
-    [
-        ("CartPole-v1", "pink", "CartPole-v1 has a Discrete action space"),
-        ("Pendulum-v1", "red", "exploration_noise must be one of 'white', 'pink', got 'red'"),
-    ],
-)
-def test_exploration_noise_it_cannot_use_is_refused(env_id, noise, message):
-    with pytest.raises(ValueError, match=message):
-        NeuroFlow(env_id, 8, 16, exploration_noise=noise)
+def test_an_unknown_exploration_noise_is_refused():
+    with pytest.raises(ValueError, match="exploration_noise must be one of 'white', 'pink'"):
+        NeuroFlow("Pendulum-v1", 8, 16, exploration_noise="red")
+
+
+def test_pink_categorical_draws_keep_the_policy_probabilities():
+    head = NeuroFlow("MountainCar-v0", 4, 8, seed=0).head
+    logits = torch.tensor([[0.0, 1.0, -1.0]]).expand(100_000, 3)
+    torch.manual_seed(0)
+    actions = head.act(logits, noise=torch.randn(100_000, 1))
+    assert actions.shape == (100_000, 1) and actions.dtype == torch.int64
+    frequencies = torch.bincount(actions[:, 0], minlength=3).double() / 100_000
+    expected = torch.softmax(logits[0], dim=-1).double()
+    assert torch.allclose(frequencies, expected, atol=0.01)
+    # The draw is the noise's quantile of the policy: larger noise, a later action.
+    quantiles = head.act(logits[:3], noise=torch.tensor([[-3.0], [0.0], [3.0]]))
+    assert quantiles[:, 0].tolist() == [0, 1, 2]
+
+
+def test_a_pink_discrete_agent_repeats_its_actions_more_than_white():
+    def repeats(noise: str) -> float:
+        agent = NeuroFlow("MountainCar-v0", 8, 16, seed=0, exploration_noise=noise)
+        actions = policy_actions(agent, 2_000, deterministic=False)
+        return float((actions[1:] == actions[:-1]).mean())
+
+    pink, white = repeats("pink"), repeats("white")
+    assert white == pytest.approx(1 / 3, abs=0.05)  # a near-uniform policy over 3 actions
+    assert pink > white + 0.1
 
 
 def test_mountain_car_continuous_has_a_pink_preset():

@@ -133,8 +133,8 @@ def train(
     exploration_noise: Annotated[
         str,
         typer.Option(
-            help="Box actions: white (a fresh draw each step) or pink (draws correlated "
-            "over an episode), for tasks whose reward only a sustained push finds.",
+            help="white (a fresh draw each step) or pink (draws correlated over an "
+            "episode), for tasks whose reward only a sustained push finds.",
             rich_help_panel=AGENT,
         ),
     ] = "white",  # fmt: skip

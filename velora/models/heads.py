@@ -88,8 +88,8 @@ class PolicyHead(ABC):
         """Policy-space actions: drawn, or deterministically the most likely ones.
 
         Only the action, none of the log-probability terms: this runs every env step.
-        `noise` is a Gaussian head's standard normal draw when given (pink exploration);
-        else the head draws its own.
+        `noise` is a standard normal draw per action dimension when given (pink
+        exploration); else the head draws its own.
         """
 
     @abstractmethod
@@ -270,6 +270,14 @@ class DiscreteHead(PolicyHead):
     ) -> torch.Tensor:
         if deterministic:
             return actor_output.argmax(dim=-1, keepdim=True)
+        if noise is not None:
+            # Inverse-CDF sampling at u = Phi(noise): u is uniform, so action i still has
+            # probability softmax(logits)_i, and correlated noise picks the same quantile
+            # of the policy step after step (sustained pushes, for pink exploration).
+            cdf = F.softmax(actor_output, dim=-1).cumsum(dim=-1)
+            u = torch.special.ndtr(noise)
+            below = (cdf < u).sum(dim=-1, keepdim=True)
+            return below.clamp_(max=self.n - 1)  # u above a rounded-down final cdf
         # An exponential race (the Gumbel-max trick): with E_i ~ Exp(1), the argmax of
         # logit_i - log E_i is action i with probability softmax(logits)_i. A few fused
         # elementwise ops, cheaper than `multinomial` on one row.

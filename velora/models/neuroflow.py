@@ -91,10 +91,10 @@ class NeuroFlow(SoftActorCritic):
             actor) run along each replayed window and trained by the critic loss
             through time (needs `sequence_length > 1`). For tasks where one
             observation is not enough.
-        exploration_noise: the draws of a Gaussian policy's actions while training:
-            "white", fresh each step, or "pink", correlated over an episode
-            (`velora.models.exploration`), for tasks whose reward only a sustained push
-            finds. Box action spaces only.
+        exploration_noise: the policy's draws while training: "white", fresh each
+            step, or "pink", correlated over an episode (`velora.models.exploration`),
+            for tasks whose reward only a sustained push finds. A categorical policy
+            draws by inverse CDF at the noise's quantile, so its actions persist.
     """
 
     def __init__(
@@ -161,12 +161,6 @@ class NeuroFlow(SoftActorCritic):
         state_dim = env.observation_space.shape[0]
         self.pink_noise: PinkNoise | None = None
         if exploration_noise == "pink":
-            if self.head.kind != "continuous":
-                raise ValueError(
-                    f'exploration_noise="pink" correlates a Gaussian policy\'s draws, but '
-                    f"{env_id} has a {type(env.action_space).__name__} action space; "
-                    'use exploration_noise="white" there.'
-                )
             horizon = (env.spec.max_episode_steps if env.spec else None) or PINK_HORIZON
             self.pink_noise = PinkNoise(self.head.action_dim, horizon, seed=self.seed)
 
