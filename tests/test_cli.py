@@ -329,12 +329,12 @@ def test_train_sets_the_temperature_and_critics_of_the_saved_agent(tmp_path, mon
         "train", "Acrobot-v1", "--actor-neurons", "8", "--critic-neurons", "16",
         "--batch-size", "16", "--episodes", "1", "--seed", "0", "--buffer-size", "1000",
         "--checkpoints", "run", "--initial-alpha", "0.05", "--target-entropy-scale", "0.6",
-        "--critic-history", "actor_hidden",
+        "--critic-history", "actor_hidden", "--n-steps", "2",
     ]  # fmt: skip
     ok(run_main(args, capfd))
     agent = NeuroFlow.load(tmp_path / "checkpoints/run/saves/Acrobot_final")
     assert agent.config.initial_alpha == 0.05 and agent.config.target_entropy_scale == 0.6
-    assert agent.critic_history == "actor_hidden"
+    assert agent.critic_history == "actor_hidden" and agent.n_steps == 2
     assert agent.head.target_entropy == pytest.approx(0.6 * math.log(3))
     assert agent.alpha.item() != pytest.approx(0.05)  # it trained from there
 

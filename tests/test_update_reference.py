@@ -48,14 +48,17 @@ def fixed_noise(mean: torch.Tensor) -> torch.Tensor:
     return math.sqrt(2.0) * torch.sin(37.0 * mean.detach() + 1.3)
 
 
-def make_agent(env_id: str, seed: int, hand_written: bool = True) -> NeuroFlow:
-    agent = NeuroFlow(env_id, 8, 16, buffer_size=1000, seed=seed, device="cpu", **HYPER)
+def make_agent(env_id: str, seed: int, hand_written: bool = True, n_steps: int = 1) -> NeuroFlow:
+    agent = NeuroFlow(
+        env_id, 8, 16, buffer_size=1000, seed=seed, device="cpu", n_steps=n_steps, **HYPER
+    )
     agent.hand_written_gradients = hand_written
     return agent
 
 
 def make_batch(agent: NeuroFlow, seed: int) -> Batch:
-    """Random transitions of the buffer's widths, a quarter of them terminal."""
+    """Random transitions of the buffer's widths, a quarter of them terminal; n-step
+    agents' rows cover 1 to n steps (discounts gamma^1 .. gamma^n)."""
     gen = torch.Generator().manual_seed(seed)
     obs_dim = agent.actor.wiring.in_features
     hidden = agent.actor.hidden_size
@@ -68,6 +71,10 @@ def make_batch(agent: NeuroFlow, seed: int) -> Batch:
     else:
         actions = torch.rand(BATCH_SIZE, agent.head.action_dim, generator=gen) * 2 - 1
     dones = (torch.arange(BATCH_SIZE) % 4 == 1).float().unsqueeze(1)
+    discounts = None
+    if agent.n_steps > 1:
+        steps = torch.randint(1, agent.n_steps + 1, (BATCH_SIZE, 1), generator=gen)
+        discounts = HYPER["gamma"] ** steps.float()
     return Batch(
         states=randn(obs_dim),
         actions=actions,
@@ -76,6 +83,7 @@ def make_batch(agent: NeuroFlow, seed: int) -> Batch:
         dones=dones,
         hidden=torch.tanh(randn(hidden)),
         next_hidden=torch.tanh(randn(hidden)),
+        discounts=discounts,
     )
 
 
@@ -84,7 +92,12 @@ def fix_batch_and_noise(agent: NeuroFlow, batch: Batch, monkeypatch) -> None:
         assert batch_size == BATCH_SIZE
         return batch
 
+    def sample_n_step(batch_size: int, n_steps: int, gamma: float) -> Batch:
+        assert (n_steps, gamma) == (agent.n_steps, HYPER["gamma"])
+        return sample(batch_size)
+
     monkeypatch.setattr(agent.buffer, "sample", sample)
+    monkeypatch.setattr(agent.buffer, "sample_n_step", sample_n_step)
     if agent.head.kind == "continuous":
         monkeypatch.setattr(agent.head, "noise_like", fixed_noise)
 
@@ -186,7 +199,7 @@ class ReferenceSAC:
         b = Batch(*(t.double() for t in batch.transitions()))
         rewards, dones = b.rewards.squeeze(-1), b.dones.squeeze(-1)
         alpha = self.log_alpha.detach().exp()
-        gamma = HYPER["gamma"]
+        gamma = HYPER["gamma"] if batch.discounts is None else batch.discounts.double().squeeze(-1)
 
         with torch.no_grad():
             next_output, _ = self.actor(b.next_states, b.next_hidden)
@@ -290,11 +303,12 @@ def run_and_compare(
     hand_written: bool,
     capture_grads: bool = True,
     compiled: bool = False,
+    n_steps: int = 1,
 ) -> None:
     """`capture_grads=False` leaves the optimisers unwrapped, so their fused-kernel
     shortcut runs; only losses and parameters are compared then. `compiled` runs the
     update through `NeuroFlow.compile`."""
-    agent = make_agent(env_id, seed, hand_written)
+    agent = make_agent(env_id, seed, hand_written, n_steps)
     assert agent.uses_hand_written_gradients() == hand_written
     reference = ReferenceSAC(agent)
     batch = make_batch(agent, seed + 100)
@@ -354,6 +368,11 @@ def test_updates_through_the_fused_adam_shortcut_match_reference_sac(
     run_and_compare(
         env_id, monkeypatch, n_updates=3, seed=11, hand_written=hand_written, capture_grads=False
     )
+
+
+def test_n_step_updates_match_reference_sac(env_id, hand_written, monkeypatch):
+    """With n-step rows, each row's own discount replaces gamma in the target."""
+    run_and_compare(env_id, monkeypatch, n_updates=2, seed=5, hand_written=hand_written, n_steps=3)
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])

@@ -17,6 +17,9 @@ class Batch(NamedTuple):
     `next_states`. `weights`, `(batch_size,)` or None for equal ones, weigh the rows in
     the losses' means (`mean`): sequence replay keeps every position of its windows,
     so that shapes stay fixed, and gives those past an episode's end weight 0.
+    `discounts`, `(batch_size, 1)` or None for the agent's gamma, discount each row's
+    bootstrapped value: n-step returns (`ReplayBuffer.sample_n_step`) sum the rewards
+    of up to n steps and bootstrap from the state after them with gamma^steps.
     """
 
     states: torch.Tensor
@@ -27,6 +30,7 @@ class Batch(NamedTuple):
     hidden: torch.Tensor
     next_hidden: torch.Tensor
     weights: torch.Tensor | None = None
+    discounts: torch.Tensor | None = None
 
     def mean(self, values: torch.Tensor) -> torch.Tensor:
         """The weighted mean over the rows of per-row `values`, `(..., batch_size)`."""
@@ -35,8 +39,8 @@ class Batch(NamedTuple):
         return (values * self.weights).sum(dim=-1) / self.weights.sum().clamp(min=1e-12)
 
     def transitions(self) -> tuple[torch.Tensor, ...]:
-        """The transition fields (all but `weights`), in order."""
-        return self[:-1]
+        """The transition fields (all but `weights` and `discounts`), in order."""
+        return self[:7]
 
 
 class Windows(NamedTuple):
@@ -250,6 +254,39 @@ class ReplayBuffer:
         valid = (same_episode & in_order).to(torch.int8).cummin(dim=1).values.bool()
         fields = self.storage[rows].split_with_sizes(self.widths, dim=-1)
         return Windows(Batch(*fields), valid)
+
+    def sample_n_step(self, batch_size: int, n_steps: int, gamma: float) -> Batch:
+        """A batch of n-step transitions from uniformly drawn first transitions.
+
+        Each row starts as the drawn transition (its state, action and hidden state)
+        and looks up to `n_steps` transitions ahead within its episode (`sample_windows`):
+        its reward is the discounted sum of the m <= n_steps rewards it covers, its
+        next state, next hidden state and done those of the m-th transition, and its
+        discount gamma^m. An episode's end (terminal or cut) or the newest transition
+        shortens m.
+        """
+        check_int("n_steps", n_steps)
+        windows = self.sample_windows(batch_size, n_steps)
+        seq = windows.batch
+        valid = windows.valid.to(seq.rewards.dtype)
+        powers = gamma ** torch.arange(n_steps, device=self.device, dtype=valid.dtype)
+        rewards = (seq.rewards.squeeze(-1) * valid * powers).sum(dim=1, keepdim=True)
+        steps = windows.valid.sum(dim=1, keepdim=True)  # >= 1: a window's head is valid
+        last = (steps - 1).unsqueeze(-1)  # (batch, 1, 1): gathers the m-th transition
+
+        def at_last(field: torch.Tensor) -> torch.Tensor:
+            return field.gather(1, last.expand(-1, 1, field.shape[-1])).squeeze(1)
+
+        return Batch(
+            seq.states[:, 0],
+            seq.actions[:, 0],
+            rewards,
+            at_last(seq.next_states),
+            at_last(seq.dones),
+            seq.hidden[:, 0],
+            at_last(seq.next_hidden),
+            discounts=gamma ** steps.to(valid.dtype),
+        )
 
     def _in_insertion_order(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.size < self.capacity:

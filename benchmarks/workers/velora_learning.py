@@ -110,6 +110,12 @@ def main() -> None:
     p.add_argument("--critic-history", help="NeuroFlow(critic_history=...)")
     p.add_argument("--compile", action="store_true", help="agent.compile() before training")
     p.add_argument("--batch-size", type=int, help="train(batch_size) (probes)")
+    p.add_argument(
+        "--actor-neurons",
+        type=int,
+        default=CONFIG["actor_neurons"],
+        help="the actor's size (probes)",
+    )
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     p.add_argument(
         "--agent-kwargs",
@@ -144,7 +150,7 @@ def main() -> None:
         with contextlib.redirect_stdout(sys.stderr):
             agent = NeuroFlow(
                 args.env,
-                CONFIG["actor_neurons"],
+                args.actor_neurons,
                 CONFIG["critic_neurons"],
                 seed=args.seed,
                 buffer_size=CONFIG["buffer_size"],
@@ -174,6 +180,7 @@ def main() -> None:
             "commit": commit,
             "config": {
                 **CONFIG,
+                "actor_neurons": args.actor_neurons,
                 "batch_size": train_kwargs["batch_size"],
                 "normalize_obs": args.normalize_obs,
                 "sequence_length": train_kwargs.get("sequence_length", 1),

@@ -43,6 +43,7 @@ _AGENT_OPTIONS = (
     "target_entropy_scale",
     "critic_history",
     "exploration_noise",
+    "n_steps",
 )
 
 
@@ -138,6 +139,14 @@ def train(
             rich_help_panel=AGENT,
         ),
     ] = "white",  # fmt: skip
+    n_steps: Annotated[
+        int,
+        typer.Option(
+            help="Rewards summed before the critics' target bootstraps (n-step returns); "
+            "1 is SAC's one-step target. Single-step replay only.",
+            rich_help_panel=AGENT,
+        ),
+    ] = 1,  # fmt: skip
     preset: Annotated[
         bool,
         typer.Option(

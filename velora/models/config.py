@@ -33,5 +33,6 @@ class AgentConfig(BaseModel):
     target_entropy_scale: float | None = None
     critic_history: str = "none"
     exploration_noise: str = "white"
+    n_steps: int = 1
     #: the last `train()` call's settings and its callbacks' configs.
     train: TrainRecord | None = None

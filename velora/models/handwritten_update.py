@@ -52,10 +52,13 @@ def critic_gradients(
     next_q = agent.critic_target(head.critic_input(batch.next_states, next_pi.action))
     next_v = next_pi.expect(next_q.min(dim=0).values - alpha * next_pi.log_prob)
     next_v = next_v.unsqueeze(-1)
-    # r + gamma * (1 - done) * V(s'), its constants as scalar arguments (see scalar_like).
-    target_q = batch.rewards.add(
-        torch.addcmul(next_v, batch.dones, next_v, value=-1.0), alpha=agent.gamma
-    )
+    # r + gamma * (1 - done) * V(s'), its constants as scalar arguments (see scalar_like);
+    # n-step batches bring a discount per row instead of gamma.
+    bootstrap = torch.addcmul(next_v, batch.dones, next_v, value=-1.0)
+    if batch.discounts is None:
+        target_q = batch.rewards.add(bootstrap, alpha=agent.gamma)
+    else:
+        target_q = torch.addcmul(batch.rewards, batch.discounts, bootstrap)
     q, critic_tape = critic.forward_saved(head.critic_input(batch.states, batch.actions))
     error = head.taken(q, batch.actions) - target_q
     critic_loss = error.square().sum() * scalar_like(0.5 / n, error)

@@ -95,6 +95,10 @@ class NeuroFlow(SoftActorCritic):
             step, or "pink", correlated over an episode (`velora.models.exploration`),
             for tasks whose reward only a sustained push finds. A categorical policy
             draws by inverse CDF at the noise's quantile, so its actions persist.
+        n_steps: the critics' target sums the rewards of up to this many steps of
+            an episode and bootstraps from the state after them (n-step returns), so
+            a reward reaches earlier states in fewer updates. 1 is SAC's one-step
+            target. Single-step replay only (`sequence_length=1`).
     """
 
     def __init__(
@@ -119,11 +123,13 @@ class NeuroFlow(SoftActorCritic):
         target_entropy_scale: float | None = None,
         critic_history: str = "none",
         exploration_noise: str = "white",
+        n_steps: int = 1,
     ) -> None:
         # Two neurons at least: one inter and one command neuron.
         check_int("actor_neurons", actor_neurons, minimum=2)
         check_int("critic_neurons", critic_neurons, minimum=2)
         check_int("buffer_size", buffer_size)
+        check_int("n_steps", n_steps)
         for name, value in (
             ("actor_lr", actor_lr),
             ("critic_lr", critic_lr),
@@ -201,6 +207,7 @@ class NeuroFlow(SoftActorCritic):
         )
         self.tau = tau
         self.gamma = gamma
+        self.n_steps = n_steps
         self.config = AgentConfig(
             agent=type(self).__name__,
             env_id=env_id,
@@ -225,6 +232,7 @@ class NeuroFlow(SoftActorCritic):
             target_entropy_scale=target_entropy_scale,
             critic_history=critic_history,
             exploration_noise=exploration_noise,
+            n_steps=n_steps,
         )
         # What `update` and `act` run: eager until `compile()`.
         self._stages: SACGradients = EAGER
@@ -356,6 +364,8 @@ class NeuroFlow(SoftActorCritic):
         Refuses settings this agent cannot train with, before any step."""
         if self.critic_history == "own" and record.sequence_length == 1:
             raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
+        if self.n_steps > 1 and record.sequence_length > 1:
+            raise ValueError(_N_STEPS_NEED_SINGLE_STEPS)
         self.config = self.config.model_copy(update={"train": record})
         return self.config.model_dump_json()
 
@@ -444,9 +454,12 @@ class NeuroFlow(SoftActorCritic):
         transitions, and the actor trains through time over each after `burn_in` steps
         that only warm its state up (`unroll`; always through autograd). Returns the
         detached losses `[actor, critic, entropy]` as one tensor on the device, so
-        callers can accumulate them without syncing.
+        callers can accumulate them without syncing. Single transitions come as n-step
+        transitions with `n_steps > 1` (`ReplayBuffer.sample_n_step`).
         """
         if sequence_length > 1:
+            if self.n_steps > 1:
+                raise ValueError(_N_STEPS_NEED_SINGLE_STEPS)
             windows = self.buffer.sample_windows(batch_size, sequence_length)
             windows = windows._replace(batch=self._normalized(windows.batch))
             rows, output, next_output = self._loss_stages.unroll(self, windows, burn_in)
@@ -456,7 +469,11 @@ class NeuroFlow(SoftActorCritic):
             return self.autograd_update(rows, (output, next_output), memory)
         if self.critic_memory is not None:
             raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
-        batch = self._normalized(self.buffer.sample(batch_size))
+        if self.n_steps > 1:
+            batch = self.buffer.sample_n_step(batch_size, self.n_steps, self.gamma)
+        else:
+            batch = self.buffer.sample(batch_size)
+        batch = self._normalized(batch)
         if self.uses_hand_written_gradients():
             return handwritten_update(self, batch, self._stages)
         return self.autograd_update(batch)
@@ -513,6 +530,10 @@ class NeuroFlow(SoftActorCritic):
 _OWN_MEMORY_NEEDS_WINDOWS = (
     'critic_history="own" trains the critics\' memory through time over replayed windows; '
     "train with sequence_length > 1 (e.g. sequence_length=8, burn_in=2)."
+)
+_N_STEPS_NEED_SINGLE_STEPS = (
+    "n_steps > 1 sums rewards over the steps after single replayed transitions; train "
+    "with sequence_length=1, or make the agent with n_steps=1 for sequence replay."
 )
 
 

@@ -326,6 +326,7 @@ def load_agent(
         target_entropy_scale=config.target_entropy_scale,
         critic_history=config.critic_history,
         exploration_noise=config.exploration_noise,
+        n_steps=config.n_steps,
     )
     model_tensors = _load_tensors(folder / MODEL_STATE, agent.device)
     try:

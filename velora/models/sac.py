@@ -159,11 +159,16 @@ class SoftActorCritic:
         return [*self.critic.parameters(), *memory]
 
     def critic_loss(self, batch: Batch, next_pi: PolicySample) -> torch.Tensor:
-        """Sum over the critics of 0.5 * MSE to the soft Bellman target (clipped double Q)."""
+        """Sum over the critics of 0.5 * MSE to the soft Bellman target (clipped double Q).
+
+        With n-step returns the batch's rewards cover several steps and its `discounts`
+        replace gamma (the entropy bonus enters only at the state bootstrapped from).
+        """
+        discount = self.gamma if batch.discounts is None else batch.discounts
         with torch.no_grad():
             next_q = self.critic_target(self.head.critic_input(batch.next_states, next_pi.action))
             next_v = next_pi.expect(next_q.min(dim=0).values - self.alpha * next_pi.log_prob)
-            target_q = batch.rewards + self.gamma * (1.0 - batch.dones) * next_v.unsqueeze(-1)
+            target_q = batch.rewards + discount * (1.0 - batch.dones) * next_v.unsqueeze(-1)
         q = self.critic(self.head.critic_input(batch.states, batch.actions))
         td_error = (self.head.taken(q, batch.actions) - target_q).squeeze(-1)  # (critics, batch)
         return 0.5 * batch.mean(td_error.square()).sum()
