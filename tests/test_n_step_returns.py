@@ -111,7 +111,8 @@ def test_n_steps_with_sequence_replay_fails_before_training(tmp_path):
     assert agent.steps_done == 0
 
 
-def test_cartpole_preset_uses_three_step_returns():
-    preset = load_preset("CartPole-v1")
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1"])
+def test_presets_of_discrete_tasks_use_three_step_returns(env_id):
+    preset = load_preset(env_id)
     assert preset.agent["n_steps"] == 3
-    assert NeuroFlow("CartPole-v1", 4, 8, buffer_size=100, **preset.agent).n_steps == 3
+    assert NeuroFlow(env_id, 4, 8, buffer_size=100, **preset.agent).n_steps == 3

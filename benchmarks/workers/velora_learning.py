@@ -136,6 +136,10 @@ def main() -> None:
         }
     )
     train_kwargs = {**preset.train, **given}
+    if train_kwargs.get("sequence_length", 1) > 1 and "n_steps" not in args.agent_kwargs:
+        # A preset's n-step returns are for single-step replay; windows take one-step
+        # targets (NeuroFlow refuses the two together).
+        agent_kwargs.pop("n_steps", None)
     commit = _commit()  # now: the code this process imported, not the code at its end
     # The name says what the command line changed; "neuroflow" is velora with its preset.
     agent_name = "neuroflow" + "-norm" * args.normalize_obs
