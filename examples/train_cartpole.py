@@ -2,11 +2,12 @@
 
 The agent starts from velora's CartPole-v1 preset (`velora/presets/neuroflow.toml`): a
 hotter start and a more random target policy than the defaults for discrete actions,
-which suit goal-only tasks such as Acrobot and MountainCar. Every 10 episodes the
-deterministic policy plays 5 evaluation episodes; training stops once two evaluations
-in a row average a return of 475 (CartPole's "solved"), or after 300 episodes. Then it
-evaluates once more and says where the metrics went. Runs offline on a CPU in a few
-minutes.
+which suit goal-only tasks such as Acrobot and MountainCar, and three-step returns,
+which hold the solved return where one-step targets fall back from it. Every 10
+episodes the deterministic policy plays 5 evaluation episodes; training stops once two
+evaluations in a row average a return of 475 (CartPole's "solved"), or after 300
+episodes. Then it evaluates once more and says where the metrics went. Runs offline on
+a CPU in a few minutes.
 """
 
 from pathlib import Path
