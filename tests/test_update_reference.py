@@ -387,3 +387,17 @@ def test_compiled_updates_match_reference_sac(env_id, hand_written, monkeypatch)
         capture_grads=False,
         compiled=True,
     )
+
+
+def test_compiled_n_step_updates_match_reference_sac(hand_written, monkeypatch):
+    """Per-row discounts go through the compiled stages as they do eagerly."""
+    run_and_compare(
+        "CartPole-v1",
+        monkeypatch,
+        n_updates=2,
+        seed=17,
+        hand_written=hand_written,
+        capture_grads=False,
+        compiled=True,
+        n_steps=3,
+    )
