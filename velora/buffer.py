@@ -265,8 +265,7 @@ class ReplayBuffer:
         discount gamma^m. An episode's end (terminal or cut) or the newest transition
         shortens m.
         """
-        check_int("n_steps", n_steps)
-        windows = self.sample_windows(batch_size, n_steps)
+        windows = self.sample_windows(batch_size, n_steps)  # checks n_steps' range
         seq = windows.batch
         valid = windows.valid.to(seq.rewards.dtype)
         powers = gamma ** torch.arange(n_steps, device=self.device, dtype=valid.dtype)

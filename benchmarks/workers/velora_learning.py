@@ -118,6 +118,9 @@ def main() -> None:
     )
     p.add_argument("--no-preset", action="store_true", help="the defaults even with a preset")
     p.add_argument(
+        "--name", help="the result's agent name, for probes (default: from the flags above)"
+    )
+    p.add_argument(
         "--agent-kwargs",
         type=json.loads,
         default={},
@@ -147,6 +150,7 @@ def main() -> None:
         agent_name += f"-seq{args.sequence_length}"
     if args.critic_history not in (None, "none"):
         agent_name += "-own" if args.critic_history == "own" else "-hist"
+    agent_name = args.name or agent_name
     torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
 
     with tempfile.TemporaryDirectory(prefix="velora-suite-") as tmp:
