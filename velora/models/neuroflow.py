@@ -362,10 +362,7 @@ class NeuroFlow(SoftActorCritic):
     def record_training(self, record: TrainRecord) -> str:
         """Note a `train()` call's settings in `config.train`; the config as JSON.
         Refuses settings this agent cannot train with, before any step."""
-        if self.critic_history == "own" and record.sequence_length == 1:
-            raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
-        if self.n_steps > 1 and record.sequence_length > 1:
-            raise ValueError(_N_STEPS_NEED_SINGLE_STEPS)
+        self._check_replay(record.sequence_length)
         self.config = self.config.model_copy(update={"train": record})
         return self.config.model_dump_json()
 
@@ -457,9 +454,8 @@ class NeuroFlow(SoftActorCritic):
         callers can accumulate them without syncing. Single transitions come as n-step
         transitions with `n_steps > 1` (`ReplayBuffer.sample_n_step`).
         """
+        self._check_replay(sequence_length)
         if sequence_length > 1:
-            if self.n_steps > 1:
-                raise ValueError(_N_STEPS_NEED_SINGLE_STEPS)
             windows = self.buffer.sample_windows(batch_size, sequence_length)
             windows = windows._replace(batch=self._normalized(windows.batch))
             rows, output, next_output = self._loss_stages.unroll(self, windows, burn_in)
@@ -467,8 +463,6 @@ class NeuroFlow(SoftActorCritic):
             if self.critic_memory is not None:
                 memory = self._loss_stages.remember(self, windows, burn_in)
             return self.autograd_update(rows, (output, next_output), memory)
-        if self.critic_memory is not None:
-            raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
         if self.n_steps > 1:
             batch = self.buffer.sample_n_step(batch_size, self.n_steps, self.gamma)
         else:
@@ -477,6 +471,14 @@ class NeuroFlow(SoftActorCritic):
         if self.uses_hand_written_gradients():
             return handwritten_update(self, batch, self._stages)
         return self.autograd_update(batch)
+
+    def _check_replay(self, sequence_length: int) -> None:
+        """Refuses a replay this agent cannot train with: the critics' own memory needs
+        windows, and n-step rows are single replayed steps."""
+        if self.critic_history == "own" and sequence_length == 1:
+            raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
+        if self.n_steps > 1 and sequence_length > 1:
+            raise ValueError(_N_STEPS_NEED_SINGLE_STEPS)
 
     def _normalized(self, batch: Batch) -> Batch:
         """A replayed batch as the networks see it: the buffer keeps raw observations."""
