@@ -95,13 +95,19 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error_up_front(tmp_path, monk
     assert agent.act(states, None, deterministic=True)[0].shape == (3, 1)
 
 
-@pytest.mark.parametrize("critic_history", ["none", "own"])
-def test_compiled_sequence_updates_match_eager_and_compile_once(tmp_path, critic_history):
+@pytest.mark.parametrize(("critic_history", "n_steps"), [("none", 1), ("own", 1), ("own", 3)])
+def test_compiled_sequence_updates_match_eager_and_compile_once(tmp_path, critic_history, n_steps):
     """Sequence replay keeps every window position (weighted), so each update has the
     same shapes: the compiled unroll (and the critics' memory) runs every update
-    without recompiling."""
+    without recompiling, with n-step returns looking ahead too."""
     trained = NeuroFlow(
-        "Pendulum-v1", 8, 16, buffer_size=1000, seed=2, critic_history=critic_history
+        "Pendulum-v1",
+        8,
+        16,
+        buffer_size=1000,
+        seed=2,
+        critic_history=critic_history,
+        n_steps=n_steps,
     )
     trained.train(
         16,

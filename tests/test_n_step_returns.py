@@ -1,12 +1,19 @@
 """n-step returns: rows that sum the rewards of up to n steps of their episode and
-bootstrap with gamma^steps, never reaching past an episode's end; the agent setting
-that asks for them, saved with it and refused where it cannot apply."""
+bootstrap with gamma^steps, never reaching past an episode's end, from single steps
+and at every row of replayed windows; the agent setting that asks for them, saved with
+it."""
 
 import pytest
 import torch
-from test_sequence_replay import fill_vector
+from test_sequence_replay import (
+    assert_gradients_match,
+    double_agent,
+    fill_vector,
+    reference_memory,
+    reference_unroll,
+)
 
-from velora.buffer import Batch, ReplayBuffer
+from velora.buffer import Batch, ReplayBuffer, Windows
 from velora.models import NeuroFlow
 from velora.presets import load_preset
 
@@ -104,11 +111,102 @@ def test_a_bad_n_steps_is_refused(value):
         NeuroFlow("CartPole-v1", 8, 16, buffer_size=100, n_steps=value)
 
 
-def test_n_steps_with_sequence_replay_fails_before_training(tmp_path):
+def reference_look_ahead(agent: NeuroFlow, windows, burn_in: int, n_steps: int):
+    """Window by window, position by position: each trained row's n-step return from
+    the unrolled reference's rows, and what it bootstraps from (`n_steps` ahead at most,
+    never past the episode's end); the memory's summaries likewise."""
+    flat, output, next_output = reference_unroll(agent, windows, burn_in)
+    summary, next_summary = reference_memory(agent, windows, burn_in)
+    valid = windows.valid
+    row = {}  # (window, position) -> the reference's row
+    for b in range(valid.shape[0]):
+        for t in range(burn_in, valid.shape[1]):
+            if valid[b, t]:
+                row[b, t] = len(row)
+    first, last, rewards, discounts = [], [], [], []
+    for (b, t), i in row.items():
+        if t >= valid.shape[1] - n_steps + 1:
+            continue  # only looked ahead to
+        steps = next(m for m in range(n_steps, 0, -1) if (b, t + m - 1) in row)
+        first.append(i)
+        last.append(row[b, t + steps - 1])
+        rewards.append(sum(agent.gamma**k * flat.rewards[row[b, t + k]] for k in range(steps)))
+        discounts.append(torch.full((1,), agent.gamma**steps, dtype=flat.rewards.dtype))
+    first, last = torch.tensor(first), torch.tensor(last)
+    batch = Batch(
+        flat.states[first],
+        flat.actions[first],
+        torch.stack(rewards),
+        flat.next_states[last],
+        flat.dones[last],
+        flat.hidden[first],
+        flat.next_hidden[last],
+        discounts=torch.stack(discounts),
+    )
+    return batch, (output[first], next_output[last]), (summary[first], next_summary[last])
+
+
+@pytest.mark.parametrize("burn_in", [0, 2])
+def test_windows_look_ahead_like_an_unrolled_reference(tmp_path, burn_in):
+    """Sequence replay with n-step returns: the rows, the actor's outputs and the
+    critics' memory of every trained position, and the critic loss's gradients."""
+    agent, _ = double_agent(tmp_path, "own")
+    agent.n_steps = 3
+    torch.manual_seed(3)  # enough windows of 6 that some meet an episode's end
+    sampled = agent.buffer.sample_windows(60, 6)
+    windows = Windows(Batch(*(f.double() for f in sampled.batch.transitions())), sampled.valid)
+    rows, output, next_output = agent.unroll(windows, burn_in)
+    memory = agent.remember(windows, burn_in)
+    rows, outputs, memory = agent.look_ahead(rows, (output, next_output), memory, 60)
+    ref_rows, ref_outputs, ref_memory = reference_look_ahead(agent, windows, burn_in, 3)
+
+    assert rows.states.shape[0] == 60 * (6 - 2 - burn_in)  # the last 2 only look ahead
+    kept = rows.weights.nonzero().squeeze(1)
+    assert len(kept) == ref_rows.states.shape[0] > 0
+    for name, ours, reference in zip(Batch._fields, rows, ref_rows, strict=True):
+        if reference is not None:
+            torch.testing.assert_close(ours[kept], reference, rtol=1e-12, atol=1e-12, msg=name)
+    for ours, reference in zip((*outputs, *memory), (*ref_outputs, *ref_memory), strict=True):
+        torch.testing.assert_close(ours[kept], reference, rtol=1e-12, atol=1e-12)
+    # Rows that bootstrap early (an episode's end) are among them, so the test tells.
+    assert (ref_rows.discounts > agent.gamma**3 + 1e-9).any()  # fewer steps: less discount
+    assert ((ref_rows.discounts - agent.gamma**3).abs() < 1e-9).any()
+
+    def critic_gradients(batch, outputs, memory) -> list[torch.Tensor]:
+        view = agent.critic_view(batch, memory)
+        loss = agent.critic_loss(view, agent.head.expectation(outputs[1]))
+        return list(torch.autograd.grad(loss, agent.critic_parameters()))
+
+    assert_gradients_match(
+        critic_gradients(rows, outputs, memory), critic_gradients(ref_rows, ref_outputs, ref_memory)
+    )
+
+
+def test_n_step_windows_train_and_resume_exactly(tmp_path):
+    settings = {"sequence_length": 4, "burn_in": 1, "db_path": str(tmp_path / "m.db")}
+
+    def agent() -> NeuroFlow:
+        return NeuroFlow("CartPole-v1", 8, 16, buffer_size=3000, seed=2, n_steps=3)
+
+    whole = agent()
+    whole.train(16, n_episodes=8, warmup_steps=32, display_count=100, **settings)
+    first = agent()
+    first.train(16, n_episodes=4, warmup_steps=32, display_count=100, **settings)
+    first.save(tmp_path / "half", buffer=True)
+    resumed = NeuroFlow.load(tmp_path / "half", buffer=True)
+    assert resumed.n_steps == 3
+    resumed.train(16, n_episodes=4, warmup_steps=32, display_count=100, **settings)
+    assert resumed.steps_done == whole.steps_done
+    for name, module in whole.state_modules().items():
+        for key, value in module.state_dict().items():
+            assert torch.equal(value, resumed.state_modules()[name].state_dict()[key]), key
+
+
+def test_n_step_windows_that_do_not_fit_the_buffer_fail_before_training(tmp_path):
     agent = NeuroFlow("CartPole-v1", 8, 16, buffer_size=500, n_steps=3)
-    with pytest.raises(ValueError, match="n_steps > 1 sums rewards.*sequence_length=1"):
-        agent.train(16, n_episodes=1, sequence_length=4, db_path=tmp_path / "m.db")
-    assert agent.steps_done == 0
+    with pytest.raises(ValueError, match=r"n_steps - 1 \(2\).*501 do not fit the buffer"):
+        agent.train(16, n_episodes=1, sequence_length=499, db_path=tmp_path / "m.db")
+    assert agent.steps_done == 0 and not (tmp_path / "m.db").exists()
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1"])

@@ -53,6 +53,43 @@ class Windows(NamedTuple):
     valid: torch.Tensor
 
 
+class NStepReturns(NamedTuple):
+    """n-step returns at the first `positions` of windows, `(batch, positions, ...)`:
+    `rewards` and `discounts` are `(batch, positions, 1)`; `last[b, t]` is the window
+    position of the transition that row `(b, t)` bootstraps after."""
+
+    rewards: torch.Tensor
+    discounts: torch.Tensor
+    last: torch.Tensor
+
+    def at_last(self, field: torch.Tensor) -> torch.Tensor:
+        """A window field `(batch, length, ...)` at each row's last transition."""
+        index = self.last.reshape(*self.last.shape, *[1] * (field.dim() - 2))
+        return field.gather(1, index.expand(-1, -1, *field.shape[2:]))
+
+
+def n_step_returns(
+    rewards: torch.Tensor, valid: torch.Tensor, n_steps: int, gamma: float
+) -> NStepReturns:
+    """For each position t of windows whose `n_steps - 1` last positions only look
+    ahead: the rows that start at t and cover its m <= n_steps valid transitions
+    t..t+m-1 (`Windows.valid`: an episode's end or the newest transition shortens m).
+
+    A row's reward is the discounted sum of those m rewards, its discount gamma^m, and
+    it bootstraps after transition t+m-1 (its next state, next hidden state and done).
+    `rewards` is `(batch, length, 1)`, `valid` `(batch, length)`; positions past an
+    episode's end (m = 0) get discount 1 and stay where they are, for the caller to mask.
+    """
+    positions = valid.shape[1] - n_steps + 1
+    covered = valid.to(rewards.dtype).unfold(1, n_steps, 1)  # (batch, positions, n)
+    ahead = rewards.squeeze(-1).unfold(1, n_steps, 1)
+    powers = gamma ** torch.arange(n_steps, device=rewards.device, dtype=rewards.dtype)
+    steps = covered.sum(dim=-1, keepdim=True)
+    start = torch.arange(positions, device=valid.device)
+    last = start + steps.squeeze(-1).to(torch.int64).clamp(min=1) - 1
+    return NStepReturns((ahead * covered * powers).sum(dim=-1, keepdim=True), gamma**steps, last)
+
+
 def _flat(value: Any) -> np.ndarray:
     """A field as a flat NumPy array; a CPU tensor is viewed, not copied."""
     if isinstance(value, torch.Tensor):
@@ -259,32 +296,21 @@ class ReplayBuffer:
         """A batch of n-step transitions from uniformly drawn first transitions.
 
         Each row starts as the drawn transition (its state, action and hidden state)
-        and looks up to `n_steps` transitions ahead within its episode (`sample_windows`):
-        its reward is the discounted sum of the m <= n_steps rewards it covers, its
-        next state, next hidden state and done those of the m-th transition, and its
-        discount gamma^m. An episode's end (terminal or cut) or the newest transition
-        shortens m.
+        and looks up to `n_steps` transitions ahead within its episode (`sample_windows`,
+        then `n_step_returns`).
         """
         windows = self.sample_windows(batch_size, n_steps)  # checks n_steps' range
         seq = windows.batch
-        valid = windows.valid.to(seq.rewards.dtype)
-        powers = gamma ** torch.arange(n_steps, device=self.device, dtype=valid.dtype)
-        rewards = (seq.rewards.squeeze(-1) * valid * powers).sum(dim=1, keepdim=True)
-        steps = windows.valid.sum(dim=1, keepdim=True)  # >= 1: a window's head is valid
-        last = (steps - 1).unsqueeze(-1)  # (batch, 1, 1): gathers the m-th transition
-
-        def at_last(field: torch.Tensor) -> torch.Tensor:
-            return field.gather(1, last.expand(-1, 1, field.shape[-1])).squeeze(1)
-
+        ahead = n_step_returns(seq.rewards, windows.valid, n_steps, gamma)
         return Batch(
             seq.states[:, 0],
             seq.actions[:, 0],
-            rewards,
-            at_last(seq.next_states),
-            at_last(seq.dones),
+            ahead.rewards[:, 0],
+            ahead.at_last(seq.next_states)[:, 0],
+            ahead.at_last(seq.dones)[:, 0],
             seq.hidden[:, 0],
-            at_last(seq.next_hidden),
-            discounts=gamma ** steps.to(valid.dtype),
+            ahead.at_last(seq.next_hidden)[:, 0],
+            discounts=ahead.discounts[:, 0],
         )
 
     def _in_insertion_order(self, tensor: torch.Tensor) -> torch.Tensor:

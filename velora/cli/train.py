@@ -143,7 +143,7 @@ def train(
         int,
         typer.Option(
             help="Rewards summed before the critics' target bootstraps (n-step returns); "
-            "1 is SAC's one-step target. Single-step replay only.",
+            "1 is SAC's one-step target.",
             rich_help_panel=AGENT,
         ),
     ] = 1,  # fmt: skip

@@ -98,7 +98,7 @@ class NeuroFlow(SoftActorCritic):
         n_steps: the critics' target sums the rewards of up to this many steps of
             an episode and bootstraps from the state after them (n-step returns), so
             a reward reaches earlier states in fewer updates. 1 is SAC's one-step
-            target. Single-step replay only (`sequence_length=1`).
+            target. With sequence replay every row of a window looks ahead so far.
     """
 
     def __init__(
@@ -451,18 +451,22 @@ class NeuroFlow(SoftActorCritic):
         transitions, and the actor trains through time over each after `burn_in` steps
         that only warm its state up (`unroll`; always through autograd). Returns the
         detached losses `[actor, critic, entropy]` as one tensor on the device, so
-        callers can accumulate them without syncing. Single transitions come as n-step
-        transitions with `n_steps > 1` (`ReplayBuffer.sample_n_step`).
+        callers can accumulate them without syncing. With `n_steps > 1` single
+        transitions come as n-step ones (`ReplayBuffer.sample_n_step`), and windows
+        reach further ahead for the same returns at each of their rows (`look_ahead`).
         """
         self._check_replay(sequence_length)
         if sequence_length > 1:
-            windows = self.buffer.sample_windows(batch_size, sequence_length)
+            # n-step returns look n_steps - 1 transitions past a window's last trained row.
+            windows = self.buffer.sample_windows(batch_size, sequence_length + self.n_steps - 1)
             windows = windows._replace(batch=self._normalized(windows.batch))
             rows, output, next_output = self._loss_stages.unroll(self, windows, burn_in)
-            memory = None
+            outputs, memory = (output, next_output), None
             if self.critic_memory is not None:
                 memory = self._loss_stages.remember(self, windows, burn_in)
-            return self.autograd_update(rows, (output, next_output), memory)
+            if self.n_steps > 1:
+                rows, outputs, memory = self.look_ahead(rows, outputs, memory, batch_size)
+            return self.autograd_update(rows, outputs, memory)
         if self.n_steps > 1:
             batch = self.buffer.sample_n_step(batch_size, self.n_steps, self.gamma)
         else:
@@ -474,11 +478,17 @@ class NeuroFlow(SoftActorCritic):
 
     def _check_replay(self, sequence_length: int) -> None:
         """Refuses a replay this agent cannot train with: the critics' own memory needs
-        windows, and n-step rows are single replayed steps."""
+        windows, and n-step windows must fit the buffer with their look-ahead."""
         if self.critic_history == "own" and sequence_length == 1:
             raise ValueError(_OWN_MEMORY_NEEDS_WINDOWS)
-        if self.n_steps > 1 and sequence_length > 1:
-            raise ValueError(_N_STEPS_NEED_SINGLE_STEPS)
+        reach = sequence_length + self.n_steps - 1
+        if sequence_length > 1 and reach > self.buffer.capacity:
+            raise ValueError(
+                f"windows of sequence_length ({sequence_length}) look n_steps - 1 "
+                f"({self.n_steps - 1}) transitions further for n-step returns: {reach} do "
+                f"not fit the buffer ({self.buffer.capacity}); shorten them or enlarge "
+                "buffer_size."
+            )
 
     def _normalized(self, batch: Batch) -> Batch:
         """A replayed batch as the networks see it: the buffer keeps raw observations."""
@@ -532,10 +542,6 @@ class NeuroFlow(SoftActorCritic):
 _OWN_MEMORY_NEEDS_WINDOWS = (
     'critic_history="own" trains the critics\' memory through time over replayed windows; '
     "train with sequence_length > 1 (e.g. sequence_length=8, burn_in=2)."
-)
-_N_STEPS_NEED_SINGLE_STEPS = (
-    "n_steps > 1 sums rewards over the steps after single replayed transitions; train "
-    "with sequence_length=1, or make the agent with n_steps=1 for sequence replay."
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from velora.buffer import Batch, Windows
+from velora.buffer import Batch, Windows, n_step_returns
 from velora.models.critic import CriticEnsemble
 from velora.models.heads import PolicyHead, PolicySample
 from velora.models.optim import apply_gradients
@@ -44,6 +44,8 @@ class SoftActorCritic:
     head: PolicyHead
     log_alpha: torch.Tensor
     gamma: float
+    #: the steps each critic target sums rewards over before it bootstraps (n-step returns).
+    n_steps: int
     tau: float
     critic_history: str
     actor_optim: torch.optim.Optimizer
@@ -131,6 +133,50 @@ class SoftActorCritic:
                 torch.stack(target_hiddens, 1).flatten(0, 1),
             )
         return torch.stack(summaries, 1).flatten(0, 1), next_summary
+
+    def look_ahead(
+        self,
+        rows: Batch,
+        outputs: tuple[torch.Tensor, torch.Tensor],
+        memory: tuple[torch.Tensor, torch.Tensor] | None,
+        n_windows: int,
+    ) -> tuple[Batch, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        """n-step returns in sequence replay. `unroll`'s windows reach `n_steps - 1`
+        transitions past the positions trained on; each trained row then sums the
+        rewards up to `n_steps` ahead in its episode and bootstraps from the state after
+        them, with the actor's (and the critics' memory's) state reached there.
+
+        Takes and returns `unroll`'s rows and outputs and `remember`'s memory.
+        """
+        ahead = n_step_returns(
+            rows.rewards.unflatten(0, (n_windows, -1)),
+            rows.weights.unflatten(0, (n_windows, -1)) > 0,
+            self.n_steps,
+            self.gamma,
+        )
+        positions = ahead.last.shape[1]
+
+        def first(field: torch.Tensor) -> torch.Tensor:  # the positions trained on
+            return field.unflatten(0, (n_windows, -1))[:, :positions].flatten(0, 1)
+
+        def last(field: torch.Tensor) -> torch.Tensor:  # where each row bootstraps
+            return ahead.at_last(field.unflatten(0, (n_windows, -1))).flatten(0, 1)
+
+        rows = Batch(
+            first(rows.states),
+            first(rows.actions),
+            ahead.rewards.flatten(0, 1),
+            last(rows.next_states),
+            last(rows.dones),
+            first(rows.hidden),
+            last(rows.next_hidden),
+            weights=first(rows.weights),
+            discounts=ahead.discounts.flatten(0, 1),
+        )
+        output, next_output = outputs
+        if memory is not None:
+            memory = (first(memory[0]), last(memory[1]))
+        return rows, (first(output), last(next_output)), memory
 
     def critic_view(
         self, batch: Batch, memory: tuple[torch.Tensor, torch.Tensor] | None = None
