@@ -182,26 +182,6 @@ def test_windows_look_ahead_like_an_unrolled_reference(tmp_path, burn_in):
     )
 
 
-def test_n_step_windows_train_and_resume_exactly(tmp_path):
-    settings = {"sequence_length": 4, "burn_in": 1, "db_path": str(tmp_path / "m.db")}
-
-    def agent() -> NeuroFlow:
-        return NeuroFlow("CartPole-v1", 8, 16, buffer_size=3000, seed=2, n_steps=3)
-
-    whole = agent()
-    whole.train(16, n_episodes=8, warmup_steps=32, display_count=100, **settings)
-    first = agent()
-    first.train(16, n_episodes=4, warmup_steps=32, display_count=100, **settings)
-    first.save(tmp_path / "half", buffer=True)
-    resumed = NeuroFlow.load(tmp_path / "half", buffer=True)
-    assert resumed.n_steps == 3
-    resumed.train(16, n_episodes=4, warmup_steps=32, display_count=100, **settings)
-    assert resumed.steps_done == whole.steps_done
-    for name, module in whole.state_modules().items():
-        for key, value in module.state_dict().items():
-            assert torch.equal(value, resumed.state_modules()[name].state_dict()[key]), key
-
-
 def test_n_step_windows_that_do_not_fit_the_buffer_fail_before_training(tmp_path):
     agent = NeuroFlow("CartPole-v1", 8, 16, buffer_size=500, n_steps=3)
     with pytest.raises(ValueError, match=r"n_steps - 1 \(2\).*501 do not fit the buffer"):

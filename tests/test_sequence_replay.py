@@ -324,15 +324,16 @@ def test_an_update_trains_the_critics_memory_and_averages_its_target(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("env_id", "critic_history"),
+    ("env_id", "critic_history", "n_steps"),
     [
-        ("CartPole-v1", "none"),
-        ("InvertedPendulum-v5", "none"),
-        ("Pendulum-v1", "actor_hidden"),
-        ("CartPole-v1", "own"),
+        ("CartPole-v1", "none", 1),
+        ("InvertedPendulum-v5", "none", 1),
+        ("Pendulum-v1", "actor_hidden", 1),
+        ("CartPole-v1", "own", 1),
+        ("CartPole-v1", "none", 3),  # n-step windows look ahead
     ],
 )
-def test_resume_with_sequences_is_exact(env_id, critic_history, tmp_path):
+def test_resume_with_sequences_is_exact(env_id, critic_history, n_steps, tmp_path):
     settings = {"sequence_length": 4, "burn_in": 1, "db_path": str(tmp_path / "m.db")}
 
     def agent() -> NeuroFlow:
@@ -344,6 +345,7 @@ def test_resume_with_sequences_is_exact(env_id, critic_history, tmp_path):
             seed=2,
             normalize_obs=True,
             critic_history=critic_history,
+            n_steps=n_steps,
         )
 
     whole = agent()
@@ -354,6 +356,7 @@ def test_resume_with_sequences_is_exact(env_id, critic_history, tmp_path):
     resumed = NeuroFlow.load(tmp_path / "half", buffer=True)
     resumed.train(16, n_episodes=4, warmup_steps=32, display_count=100, **settings)
 
+    assert resumed.n_steps == n_steps
     assert resumed.steps_done == whole.steps_done
     for name, module in whole.state_modules().items():
         for key, value in module.state_dict().items():

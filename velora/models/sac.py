@@ -140,7 +140,7 @@ class SoftActorCritic:
         outputs: tuple[torch.Tensor, torch.Tensor],
         memory: tuple[torch.Tensor, torch.Tensor] | None,
         n_windows: int,
-    ) -> tuple[Batch, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+    ) -> tuple[Batch, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
         """n-step returns in sequence replay. `unroll`'s windows reach `n_steps - 1`
         transitions past the positions trained on; each trained row then sums the
         rewards up to `n_steps` ahead in its episode and bootstraps from the state after
