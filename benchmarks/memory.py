@@ -12,7 +12,11 @@ rl-baselines3-zoo settings. Five agents, three seeds, the same budget:
   (`critic_history="actor_hidden"`);
 - `neuroflow-seq8-own`: the same with critics that keep a memory of their own
   (`critic_history="own"`);
-- `sb3`: SB3 DQN or SAC with the zoo's MLP settings, in its own venv.
+- `sb3`: SB3 DQN or SAC with the zoo's MLP settings, in its own venv;
+
+then a sixth, `neuroflow-seq8-own-a64-n3`: the critics' own memory with a 64-neuron
+actor and three-step returns (`--actor-neurons 64 --n-steps 3`), the one that holds
+CartPole with its velocities hidden.
 
 It is the learning suite's runner on these tasks (same workers, evaluations, caching of
 finished jobs and report), writing into `benchmarks/results/memory`:
@@ -20,8 +24,9 @@ finished jobs and report), writing into `benchmarks/results/memory`:
     python benchmarks/memory.py                       # everything (a few hours on 2 cores)
     python benchmarks/memory.py --tasks PO/CartPole-hide-1-3-v1 --seeds 0 --jobs 2
     python benchmarks/memory.py --sequence-length 16 --burn-in 4
+    python benchmarks/memory.py --agents neuroflow-seq-own --actor-neurons 64 --n-steps 3
 
-Any option of `benchmarks/suite/run.py` passes through.
+Any option of `benchmarks/suite/run.py` passes through; given `--agents`, only that run.
 """
 
 import sys
@@ -34,6 +39,12 @@ from run import main as run_suite  # noqa: E402
 from tasks import MEMORY_TASKS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "memory"
+
+
+AGENTS = ["neuroflow", "neuroflow-seq", "neuroflow-seq-hist", "neuroflow-seq-own", "sb3"]
+BIG_MEMORY = ["--agents", "neuroflow-seq-own", "--actor-neurons", "64", "--n-steps", "3"]
+"""The sixth agent's options."""
 
 
 def main() -> None:
@@ -41,13 +52,12 @@ def main() -> None:
     defaults = []
     if "--tasks" not in given:
         defaults += ["--tasks", *MEMORY_TASKS]
-    if "--agents" not in given:
-        defaults += ["--agents", "neuroflow", "neuroflow-seq", "neuroflow-seq-hist"]
-        defaults += ["neuroflow-seq-own", "sb3"]
     if "--results" not in given:
-        defaults += ["--results", str(RESULTS)]
-    sys.argv = [sys.argv[0], *defaults, *given]
-    run_suite()
+        defaults += ["--results", str(RESULTS), "--docs", str(DOCS)]
+    runs = [given] if "--agents" in given else [["--agents", *AGENTS, *given], BIG_MEMORY + given]
+    for run in runs:
+        sys.argv = [sys.argv[0], *defaults, *run]
+        run_suite()
 
 
 if __name__ == "__main__":

@@ -16,12 +16,13 @@ minutes). Run from the repository root:
 
 Jobs run as subprocesses, `--jobs` at a time, each on one torch thread. A job's result
 is one JSON file in `--results` (`<env>__<agent>__seed<k>.json`; the agent's name says
-how it trains, `neuroflow[-norm][-seq<L>[-hist|-own]]` or `sb3`, and a NeuroFlow job
+how it trains, `neuroflow[-norm][-seq<L>[-hist|-own]][-a<N>][-n<k>]` or `sb3`, and a NeuroFlow job
 takes the env's preset for what its name leaves open), written only when the job
 completes: a rerun skips the finished jobs and retries failed or interrupted ones, so
 the suite can be stopped and resumed at will. At the end `report.py` writes `suite.md`
 and one learning-curve PNG per task into the same folder (and, for the default folder,
-the PNGs into `docs/suite/` too, where the README shows them).
+the PNGs into `docs/suite/` too, where the README shows them; `--docs` names that
+folder for other results).
 
 `--budget-scale 0.02` shrinks every budget (and SB3's `learning_starts`) for smoke tests;
 scaled runs go to `<results>-scale<factor>`, never mixed with real ones.
@@ -62,17 +63,40 @@ DEFAULT_RESULTS = BENCHMARKS / "results" / "suite"
 
 @dataclass(frozen=True)
 class Job:
-    """One training run: a task, an agent and a seed."""
+    """One training run: a task, an agent and a seed.
+
+    For NeuroFlow the fields say how it trains, over the env's preset: a preset may train
+    CartPole-v1 with sequences, yet "neuroflow" stays single-step."""
 
     task: Task
-    agent: str  # "neuroflow[-norm]", "neuroflow[-norm]-seq<L>[-hist|-own]" or "sb3"
+    agent: str  # "neuroflow" or "sb3"
     seed: int
+    normalize_obs: bool = False
+    sequence_length: int = 1
     burn_in: int = 0
+    critic_history: str = "none"  # or "actor_hidden", "own"
+    actor_neurons: int = 20
+    n_steps: int | None = None  # None: the preset's (one-step for windows, see the worker)
     compile: bool = False
 
     @property
+    def agent_name(self) -> str:
+        """`neuroflow[-norm][-seq<L>[-hist|-own]][-a<neurons>][-n<steps>]` or `sb3`."""
+        if self.agent == "sb3":
+            return "sb3"
+        name = "neuroflow" + "-norm" * self.normalize_obs
+        if self.sequence_length > 1:
+            name += f"-seq{self.sequence_length}"
+        name += {"actor_hidden": "-hist", "own": "-own"}.get(self.critic_history, "")
+        if self.actor_neurons != 20:
+            name += f"-a{self.actor_neurons}"
+        if self.n_steps is not None:
+            name += f"-n{self.n_steps}"
+        return name
+
+    @property
     def name(self) -> str:
-        return f"{file_stem(self.task.env_id)}__{self.agent}__seed{self.seed}"
+        return f"{file_stem(self.task.env_id)}__{self.agent_name}__seed{self.seed}"
 
     def args(self, out: Path) -> list[str]:
         """The worker's command-line arguments."""
@@ -81,17 +105,13 @@ class Job:
         args += ["--eval-every", str(t.eval_every), "--out", str(out)]
         if self.agent == "sb3":
             return [*args, "--algo", t.algo, "--kwargs", json.dumps(zoo_kwargs(t))]
-        if "-norm" in self.agent:
+        args += ["--name", self.agent_name, "--actor-neurons", str(self.actor_neurons)]
+        args += ["--sequence-length", str(self.sequence_length), "--burn-in", str(self.burn_in)]
+        args += ["--critic-history", self.critic_history]
+        if self.n_steps is not None:
+            args += ["--agent-kwargs", json.dumps({"n_steps": self.n_steps})]
+        if self.normalize_obs:
             args.append("--normalize-obs")
-        # The name fixes how the agent replays and what its critics see, over any preset
-        # (a preset may train CartPole-v1 with sequences; "neuroflow" stays single-step).
-        length, burn_in = "1", "0"
-        if "-seq" in self.agent:
-            length = self.agent.split("-seq", 1)[1].split("-", 1)[0]
-            burn_in = str(self.burn_in)
-        args += ["--sequence-length", length, "--burn-in", burn_in]
-        history = {"hist": "actor_hidden", "own": "own"}.get(self.agent.rsplit("-", 1)[-1], "none")
-        args += ["--critic-history", history]
         if self.compile:
             args.append("--compile")
         return args
@@ -135,33 +155,50 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="jobs run at once (one core each)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--budget-scale", type=float, default=1.0, help="for smoke tests")
+    p.add_argument("--docs", type=Path, help="also write the curves here (the guide's folder)")
     p.add_argument("--normalize-obs", action="store_true", help="NeuroFlow(normalize_obs=True)")
     p.add_argument(
         "--compile", action="store_true", help="NeuroFlow jobs run agent.compile() (faster)"
     )
     p.add_argument("--sequence-length", type=int, default=8, help="neuroflow-seq's windows")
     p.add_argument("--burn-in", type=int, default=2, help="neuroflow-seq's burn-in steps")
+    p.add_argument("--actor-neurons", type=int, default=20, help="NeuroFlow's actor size")
+    p.add_argument(
+        "--n-steps", type=int, help="NeuroFlow(n_steps=...) over the preset (default: its own)"
+    )
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds per job at most")
     args = p.parse_args()
     if args.budget_scale <= 0 or args.jobs < 1:
         p.error("--budget-scale must be positive and --jobs at least 1")
+    if args.actor_neurons < 1 or (args.n_steps is not None and args.n_steps < 1):
+        p.error("--actor-neurons and --n-steps must be at least 1")
 
     out_dir = results_dir(args.results.absolute(), args.budget_scale)
     out_dir.mkdir(parents=True, exist_ok=True)
-    neuroflow = "neuroflow-norm" if args.normalize_obs else "neuroflow"
-    names = {
-        "neuroflow": neuroflow,
-        "neuroflow-seq": f"{neuroflow}-seq{args.sequence_length}",
-        "neuroflow-seq-hist": f"{neuroflow}-seq{args.sequence_length}-hist",
-        "neuroflow-seq-own": f"{neuroflow}-seq{args.sequence_length}-own",
-        "sb3": "sb3",
+    # Each agent's replay and critics; the other NeuroFlow options apply to them all.
+    replay = {
+        "neuroflow": (1, 0, "none"),
+        "neuroflow-seq": (args.sequence_length, args.burn_in, "none"),
+        "neuroflow-seq-hist": (args.sequence_length, args.burn_in, "actor_hidden"),
+        "neuroflow-seq-own": (args.sequence_length, args.burn_in, "own"),
     }
     # The biggest budgets first, so the two slots stay busy to the end.
     tasks = sorted(
         (ALL_TASKS[t].scaled(args.budget_scale) for t in args.tasks), key=lambda t: -t.budget
     )
     jobs = [
-        Job(t, names[a], s, args.burn_in, args.compile and a != "sb3")
+        Job(t, "sb3", s)
+        if a == "sb3"
+        else Job(
+            t,
+            "neuroflow",
+            s,
+            args.normalize_obs,
+            *replay[a],
+            args.actor_neurons,
+            args.n_steps,
+            args.compile,
+        )
         for t in tasks
         for s in args.seeds
         for a in args.agents
@@ -170,7 +207,7 @@ def main() -> None:
     _log(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run -> {out_dir}")
 
     failed: list[str] = []
-    pythons = {a: Path(sys.executable) for a in names.values()}
+    pythons = {"neuroflow": Path(sys.executable), "sb3": Path(sys.executable)}
     if any(j.agent == "sb3" for j in todo):
         _log("SB3 venv .bench-venvs/sb3-suite (the first build takes minutes)")
         try:
@@ -194,8 +231,10 @@ def main() -> None:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
-    # The real suite's curves also go to the guide; smoke tests and other folders' do not.
-    write_report(out_dir, REPO / "docs" / "suite" if out_dir == DEFAULT_RESULTS else None)
+    # The curves also go to the guide: the suite's to docs/suite, others' to --docs;
+    # never a smoke test's.
+    docs = REPO / "docs" / "suite" if out_dir == DEFAULT_RESULTS else args.docs
+    write_report(out_dir, docs if args.budget_scale == 1.0 else None)
     if failed:
         _log(f"{len(failed)} job(s) failed (rerun to retry them): {', '.join(failed)}")
         sys.exit(1)
