@@ -16,10 +16,10 @@ minutes). Run from the repository root:
 
 Jobs run as subprocesses, `--jobs` at a time, each on one torch thread. A job's result
 is one JSON file in `--results` (`<env>__<agent>__seed<k>.json`; the agent's name says
-how it trains, `neuroflow[-norm][-seq<L>[-hist|-own]][-a<N>][-n<k>]` or `sb3`, and a NeuroFlow job
-takes the env's preset for what its name leaves open), written only when the job
-completes: a rerun skips the finished jobs and retries failed or interrupted ones, so
-the suite can be stopped and resumed at will. At the end `report.py` writes `suite.md`
+how it trains, `neuroflow[-norm][-seq<L>[-hist|-own]][-a<N>][-n<k>]` or `sb3`, and a
+NeuroFlow job takes the env's preset for what its name leaves open), written only when
+the job completes: a rerun skips the finished jobs and retries failed or interrupted
+ones, so the suite can be stopped and resumed at will. At the end `report.py` writes `suite.md`
 and one learning-curve PNG per task into the same folder (and, for the default folder,
 the PNGs into `docs/suite/` too, where the README shows them; `--docs` names that
 folder for other results).
@@ -47,6 +47,9 @@ REPO = BENCHMARKS.parent
 sys.path.insert(0, str(BENCHMARKS))  # for baselines.py, one folder up
 
 from baselines import WORKERS, BaselineError, ensure_venv, run_worker  # noqa: E402
+
+sys.path.insert(0, str(WORKERS))  # the workers' result names
+from _learning import neuroflow_name  # noqa: E402
 from report import write_report  # noqa: E402
 from tasks import ALL_TASKS, TASKS, Task, file_stem, zoo_kwargs  # noqa: E402
 
@@ -81,18 +84,16 @@ class Job:
 
     @property
     def agent_name(self) -> str:
-        """`neuroflow[-norm][-seq<L>[-hist|-own]][-a<neurons>][-n<steps>]` or `sb3`."""
+        """The result's agent name: `sb3`, or the worker's name for these settings."""
         if self.agent == "sb3":
             return "sb3"
-        name = "neuroflow" + "-norm" * self.normalize_obs
-        if self.sequence_length > 1:
-            name += f"-seq{self.sequence_length}"
-        name += {"actor_hidden": "-hist", "own": "-own"}.get(self.critic_history, "")
-        if self.actor_neurons != 20:
-            name += f"-a{self.actor_neurons}"
-        if self.n_steps is not None:
-            name += f"-n{self.n_steps}"
-        return name
+        return neuroflow_name(
+            self.normalize_obs,
+            self.sequence_length,
+            self.critic_history,
+            self.actor_neurons,
+            self.n_steps,
+        )
 
     @property
     def name(self) -> str:
@@ -105,7 +106,7 @@ class Job:
         args += ["--eval-every", str(t.eval_every), "--out", str(out)]
         if self.agent == "sb3":
             return [*args, "--algo", t.algo, "--kwargs", json.dumps(zoo_kwargs(t))]
-        args += ["--name", self.agent_name, "--actor-neurons", str(self.actor_neurons)]
+        args += ["--actor-neurons", str(self.actor_neurons)]
         args += ["--sequence-length", str(self.sequence_length), "--burn-in", str(self.burn_in)]
         args += ["--critic-history", self.critic_history]
         if self.n_steps is not None:

@@ -21,6 +21,26 @@ EVAL_SEED = 10_000
 `benchmarks/suite/tasks.py`, which the workers do not import)."""
 
 
+def neuroflow_name(
+    normalize_obs: bool,
+    sequence_length: int,
+    critic_history: str,
+    actor_neurons: int,
+    n_steps: int | None,
+) -> str:
+    """A NeuroFlow result's agent name, from what its command line changed over the
+    suite's agent: `neuroflow[-norm][-seq<L>[-hist|-own]][-a<neurons>][-n<steps>]`."""
+    name = "neuroflow" + "-norm" * normalize_obs
+    if sequence_length > 1:
+        name += f"-seq{sequence_length}"
+    name += {"actor_hidden": "-hist", "own": "-own"}.get(critic_history, "")
+    if actor_neurons != 20:
+        name += f"-a{actor_neurons}"
+    if n_steps is not None:
+        name += f"-n{n_steps}"
+    return name
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """The arguments both workers take, so the suite's runner treats them alike."""
     p = argparse.ArgumentParser(description=description)

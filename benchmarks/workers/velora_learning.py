@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _learning import EVAL_SEED, evaluation, finish, parser
+from _learning import EVAL_SEED, evaluation, finish, neuroflow_name, parser
 
 import velora
 from velora.callbacks import TrainCallback
@@ -152,12 +152,13 @@ def main() -> None:
         agent_kwargs.pop("n_steps", None)
     commit = _commit()  # now: the code this process imported, not the code at its end
     # The name says what the command line changed; "neuroflow" is velora with its preset.
-    agent_name = "neuroflow" + "-norm" * args.normalize_obs
-    if (args.sequence_length or 1) > 1:
-        agent_name += f"-seq{args.sequence_length}"
-    if args.critic_history not in (None, "none"):
-        agent_name += "-own" if args.critic_history == "own" else "-hist"
-    agent_name = args.name or agent_name
+    agent_name = args.name or neuroflow_name(
+        args.normalize_obs,
+        args.sequence_length or 1,
+        args.critic_history or "none",
+        args.actor_neurons,
+        args.agent_kwargs.get("n_steps"),
+    )
     torch.set_num_threads(1)  # one core per job, so `--jobs 2` fits two cores
 
     with tempfile.TemporaryDirectory(prefix="velora-suite-") as tmp:
