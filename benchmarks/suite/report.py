@@ -110,11 +110,16 @@ class AgentRuns:
         alphas = [e["alpha"] for r in self.runs for e in r["evaluations"] if e.get("alpha")]
         return max(alphas) if alphas else None
 
+    @property
+    def wall_minutes(self) -> float:
+        """Mean wall time of one seed's run, evaluations included."""
+        return statistics.fmean(r["wall_s"] for r in self.runs) / 60
+
     def summary(self) -> str:
-        """ "solved k/n, median steps, final mean ± std" for the overview table."""
+        """ "solved k/n · median steps · final mean ± std · wall" for the overview table."""
         return (
             f"{self.solved}/{len(self.runs)} · {_steps(self.median_to_threshold)} · "
-            f"{_mean_std(self.finals)}"
+            f"{_mean_std(self.finals)} · {self.wall_minutes:.0f} min"
         )
 
     def rank_key(self) -> tuple[int, float, float]:
@@ -192,7 +197,7 @@ def task_table(agents: dict[str, AgentRuns]) -> list[str]:
         lines.append(
             f"| {a.agent} | {a.algo} | {seeds} | {' · '.join(_steps(s) for s in a.to_threshold)} "
             f"| {a.solved}/{len(a.runs)} | {_mean_std(a.finals)} "
-            f"| {statistics.fmean(r['wall_s'] for r in a.runs) / 60:.1f} "
+            f"| {a.wall_minutes:.1f} "
             f"| {statistics.fmean(r['train_steps_per_s'] for r in a.runs):.0f} "
             f"| {'–' if a.max_alpha is None else f'{a.max_alpha:.3g}'} |"
         )
@@ -258,7 +263,8 @@ def write_report(results: Path, curves: Path | None = None) -> str:
     else:
         names = sorted({a for agents in data.values() for a in agents}, key=_agent_order)
         lines += [
-            "Per agent: seeds solved · median env steps to the threshold · final return.",
+            "Per agent: seeds solved · median env steps to the threshold · final return · "
+            "wall time of one seed's run.",
             "",
             f"| task | threshold | budget | {' | '.join(names)} | winner |",
             "|---|---|---|" + "---|" * len(names) + "---|",
