@@ -89,10 +89,11 @@ def main() -> None:
     shown = {k: v for k, v in result.items() if k != "evaluations"}
     for key, value in shown.items():
         print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
-    print(
-        "evaluations (steps: mean return):",
-        ", ".join(f"{e['steps']:,}: {e['mean_return']:.1f}" for e in result["evaluations"]),
-    )
+    if result["evaluations"]:  # the long run has no early stop, so no evaluations
+        print(
+            "evaluations (steps: mean return):",
+            ", ".join(f"{e['steps']:,}: {e['mean_return']:.1f}" for e in result["evaluations"]),
+        )
     print(f"-> {out}")
 
 
