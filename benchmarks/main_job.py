@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from velora.metrics import Episode, Evaluation, get_db_engine
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "train_cartpole.py"
 LONG_RUN = """
@@ -35,8 +37,6 @@ model.train(128, n_episodes=300, display_count=50)
 
 def figures(db: Path) -> dict:
     """The run's temperature, losses and evaluations, from its metrics database."""
-    from velora.metrics import Episode, Evaluation, get_db_engine
-
     with Session(get_db_engine(db)) as session:
         episodes = session.exec(select(Episode).order_by(Episode.episode_num)).all()
         evaluations = session.exec(select(Evaluation).order_by(Evaluation.steps)).all()
