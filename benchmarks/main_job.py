@@ -77,7 +77,7 @@ def main() -> None:
         subprocess.run(command, cwd=folder, check=True)
         wall = time.perf_counter() - start
         result = {
-            "command": "long run: 300 episodes, no early stop" if args.long else str(EXAMPLE.name),
+            "command": "long run: 300 episodes, no early stop" if args.long else EXAMPLE.name,
             "commit": subprocess.run(
                 ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
             ).stdout.strip(),

@@ -177,29 +177,25 @@ def main() -> None:
     out_dir = results_dir(args.results.absolute(), args.budget_scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Each agent's replay and critics; the other NeuroFlow options apply to them all.
-    replay = {
-        "neuroflow": (1, 0, "none"),
-        "neuroflow-seq": (args.sequence_length, args.burn_in, "none"),
-        "neuroflow-seq-hist": (args.sequence_length, args.burn_in, "actor_hidden"),
-        "neuroflow-seq-own": (args.sequence_length, args.burn_in, "own"),
+    windows = {"sequence_length": args.sequence_length, "burn_in": args.burn_in}
+    replay: dict[str, dict] = {
+        "neuroflow": {},
+        "neuroflow-seq": windows,
+        "neuroflow-seq-hist": {**windows, "critic_history": "actor_hidden"},
+        "neuroflow-seq-own": {**windows, "critic_history": "own"},
+    }
+    neuroflow = {
+        "normalize_obs": args.normalize_obs,
+        "actor_neurons": args.actor_neurons,
+        "n_steps": args.n_steps,
+        "compile": args.compile,
     }
     # The biggest budgets first, so the two slots stay busy to the end.
     tasks = sorted(
         (ALL_TASKS[t].scaled(args.budget_scale) for t in args.tasks), key=lambda t: -t.budget
     )
     jobs = [
-        Job(t, "sb3", s)
-        if a == "sb3"
-        else Job(
-            t,
-            "neuroflow",
-            s,
-            args.normalize_obs,
-            *replay[a],
-            args.actor_neurons,
-            args.n_steps,
-            args.compile,
-        )
+        Job(t, "sb3", s) if a == "sb3" else Job(t, "neuroflow", s, **neuroflow, **replay[a])
         for t in tasks
         for s in args.seeds
         for a in args.agents
